@@ -1,0 +1,149 @@
+/*
+ * nds: the mesh name table (SPEC §1-§2).
+ *
+ * A NameTable (hostname -> IPs, registry, shortname, namespace, alt hosts)
+ * arrives as JSON (a file) or, later, as protobuf over xDS.  It is collected
+ * into a struct nds_nametable, then compiled into an immutable, refcounted
+ * struct nds_table holding every generated name of SPEC §2.  Lookups are
+ * pure and allocate nothing.
+ *
+ * Usual sequence:
+ *
+ *	char err[256];
+ *	struct nds_nametable *nt;
+ *	struct nds_table *t;
+ *	struct nds_build_opts o = { .namespace = "ns1",
+ *	    .domain = "ns1.svc.cluster.local",
+ *	    .search0 = "ns1.svc.cluster.local", .ttl = 30 };
+ *
+ *	nds_file_load("table.json", &nt, err, sizeof(err));
+ *	nds_table_build(nt, &o, &t, err, sizeof(err));	(takes nt)
+ *	nds_table_lookup(t, "productpage.", 12, &ans);
+ *	nds_table_unref(t);
+ *
+ * The module does no DNS wire format, no I/O except nds_file_load(), never
+ * logs and keeps no globals.  Errors are negative errno values; a readable
+ * reason goes into the caller's err buffer when one is passed.
+ */
+#ifndef DNSPROXY_NDS_H
+#define DNSPROXY_NDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct nds_nametable;
+struct nds_table;
+
+/* Largest table file accepted by nds_file_load() (bytes). */
+#define NDS_FILE_MAX (256u * 1024 * 1024)
+
+/*
+ * One NameInfo (SPEC §1) as handed to nds_nametable_add().  Every pointer is
+ * borrowed for the duration of the call; the table copies what it keeps.
+ * NULL strings mean "" (the proto3 default).
+ */
+struct nds_nameinfo {
+	const char *const *ips;       /* textual IPv4/IPv6, may be invalid */
+	size_t nips;                  /* number of ips */
+	const char *registry;         /* "Kubernetes", "External", ... */
+	const char *shortname;        /* k8s service name */
+	const char *ns;               /* k8s namespace */
+	const char *const *alt_hosts; /* deprecated extra names */
+	size_t nalt;                  /* number of alt_hosts */
+};
+
+/* An empty NameTable; *out is owned by the caller. 0 or -ENOMEM. */
+int nds_nametable_create(struct nds_nametable **out);
+
+/*
+ * Adds or replaces (the last one wins, as protobuf maps do) the entry for
+ * key.  0, -EINVAL (NULL/empty key) or -ENOMEM.
+ */
+int nds_nametable_add(struct nds_nametable *nt, const char *key,
+    const struct nds_nameinfo *info);
+
+/* Number of distinct keys. */
+size_t nds_nametable_count(const struct nds_nametable *nt);
+
+/* NULL-safe. */
+void nds_nametable_destroy(struct nds_nametable *nt);
+
+/*
+ * Parses a NameTable in the proto3 JSON mapping (SPEC §1): {"table": {host:
+ * {"ips": [..], "registry": .., "shortname": .., "namespace": ..,
+ * "altHosts"|"alt_hosts": [..]}}}.  Unknown keys are ignored, null and
+ * missing fields take their defaults, a missing "table" is an empty table.
+ * A value of the wrong type rejects the whole input with -EINVAL and a
+ * message naming the entry and field in err.  Pure.
+ */
+int nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
+    char *err, size_t errlen);
+
+/*
+ * Reads a table file (SPEC §10.1: first non-space byte '{' = JSON, a 0-byte
+ * or all-space file = empty table, anything else = protobuf binary, which
+ * gives -ENOTSUP until the protobuf decoder exists).  Errors: -errno from
+ * open/read (err names the file), -EFBIG over NDS_FILE_MAX, -EINVAL.
+ */
+int nds_file_load(const char *path, struct nds_nametable **out, char *err,
+    size_t errlen);
+
+/* What the expansion of SPEC §2 depends on. */
+struct nds_build_opts {
+	const char *namespace; /* proxy namespace; NULL/"" = FQDNs only */
+	const char *domain;    /* proxy domain, e.g. "ns1.svc.cluster.local";
+	                        * NULL/"" = no short forms */
+	const char *search0;   /* first search domain, one trailing dot
+	                        * ignored; NULL/"" = no search CNAMEs */
+	uint32_t ttl;          /* TTL of synthesized records (D8), e.g. 30 */
+};
+
+/*
+ * Compiles nt into a lookup table with every generated name (SPEC §2:
+ * FQDN, name.ns., name.ns.svc., name. in the own namespace, alt hosts,
+ * search[0] CNAMEs; collisions per D5, D13, D14; short forms per D15,
+ * CNAME targets per D18).  Takes ownership of nt in every case (it is
+ * freed on failure).  On success *out holds one reference.
+ * 0, -ENOMEM, -EINVAL (err says why).  Pure.
+ */
+int nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
+    struct nds_table **out, char *err, size_t errlen);
+
+/* Reference counting; the table is freed when the last holder lets go. */
+struct nds_table *nds_table_ref(struct nds_table *t);
+void nds_table_unref(struct nds_table *t); /* NULL-safe */
+
+uint32_t nds_table_ttl(const struct nds_table *t);
+size_t nds_table_entries(const struct nds_table *t); /* NameTable keys */
+size_t nds_table_names(const struct nds_table *t);   /* generated names */
+
+/*
+ * Result of a lookup.  Pointers point into the table (valid while the
+ * caller holds a reference) or into the caller's qname buffer.
+ */
+struct nds_answer {
+	const char *target; /* CNAME target and owner of the address
+	                     * records; NULL = no CNAME, the query owns
+	                     * them.  Lower-case, dotted, trailing dot. */
+	size_t target_len;  /* strlen(target) */
+	const uint8_t *v4;  /* n4 IPv4 addresses, 4 bytes each, NameInfo
+	                     * order, network byte order */
+	uint32_t n4;
+	const uint8_t *v6; /* n6 IPv6 addresses, 16 bytes each */
+	uint32_t n6;
+	const char *origin; /* NameTable key the address records came from */
+};
+
+/*
+ * Looks up qname (lower-case, dotted, with the trailing dot, qlen bytes,
+ * no NUL needed) per SPEC §3: exact match, then wildcards most specific
+ * first (never the root "*."), then one CNAME hop; a wildcard CNAME target
+ * is made concrete (D17: the query minus its search[0] suffix, pointing
+ * into qname).  Returns 0 with *ans filled, or -ENOENT when the name is
+ * not known (the caller forwards).  A known name may have n4 == n6 == 0.
+ * Pure; allocates nothing.
+ */
+int nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
+    struct nds_answer *ans);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * resolver: turns a DNS query into a reply (SPEC §3, §4).
+ *
+ *	rsv_create(base, &cfg, &rsv);
+ *	rsv_query(rsv, table, pkt, len, RSV_UDP, on_reply, conn);
+ *	     on_reply(reply, rlen, conn) runs exactly once, possibly before
+ *	     rsv_query() returns; rlen == 0 means "send nothing" (dropped).
+ *	rsv_destroy(rsv);   pending queries get on_reply(NULL, 0, ...) first
+ *
+ * The reply bytes are borrowed for the duration of the callback.  The
+ * query bytes are borrowed for the duration of rsv_query().  The table is
+ * borrowed too; a query that has to wait (forwarding) takes no reference
+ * to it.  table == NULL means no table has been loaded yet (D7).
+ */
+#ifndef DNSPROXY_RESOLVER_H
+#define DNSPROXY_RESOLVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct nds_table;
+struct rsv;
+
+enum rsv_transport { RSV_UDP = 0, RSV_TCP = 1 };
+
+/*
+ * Uniform random source on [0, bound) (bound >= 1), used to shuffle
+ * address records (D6) and, later, to order upstream servers.
+ */
+typedef uint32_t (*rsv_rand_fn)(uint32_t bound, void *arg);
+
+struct rsv_config {
+	rsv_rand_fn rand; /* NULL = arc4random_uniform() */
+	void *rand_arg;   /* passed to rand */
+};
+
+/* Called exactly once per rsv_query(); see above. */
+typedef void (*rsv_reply_fn)(const uint8_t *reply, size_t len, void *arg);
+
+/* Where a reply came from (SPEC §6 `source` label). */
+enum rsv_source {
+	RSV_SRC_LOCAL = 0,
+	RSV_SRC_FORWARDED,
+	RSV_SRC_ERROR,
+	RSV_SRC_COUNT
+};
+
+/* Counters kept by the resolver; read with rsv_stats(). */
+struct rsv_stats {
+	uint64_t requests;      /* queries reaching the handler */
+	uint64_t malformed;     /* dropped or answered FORMERR/NOTIMP/.. */
+	uint64_t dropped;       /* sent nothing */
+	uint64_t queries[2][3]; /* [transport][A, AAAA, other] */
+	uint64_t responses[RSV_SRC_COUNT][24]; /* [source][rcode], rcode
+	                                        * capped at 23 */
+};
+
+/* base is borrowed and must outlive the resolver.  0 or -ENOMEM. */
+int rsv_create(struct event_base *base, const struct rsv_config *cfg,
+    struct rsv **out);
+
+/* NULL-safe; see above. */
+void rsv_destroy(struct rsv *r);
+
+/*
+ * Answers one query of len bytes that arrived over transport tr.  The
+ * reply is already truncated to the client's limit (SPEC §3).  Returns 0;
+ * the outcome is reported through cb only.
+ */
+int rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
+    size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg);
+
+const struct rsv_stats *rsv_stats(const struct rsv *r);
+
+#endif
