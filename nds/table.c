@@ -1,0 +1,1011 @@
+/*
+ * table.c: the NameTable collection and the compiled lookup table
+ * (SPEC §1-§3).  No protobuf, no libevent, no JSON, no wire format.
+ *
+ * Layout of a compiled table (sized for 100k services, ~700k names):
+ *
+ *   arena  one byte array holding every address name ("foo.ns.", NUL
+ *          terminated) and every NameTable key (the origins);
+ *   recs   one 16-byte record per generated name: an address record
+ *          points at an address set, a CNAME record at its target
+ *          record.  A search CNAME's name is never stored: it is its base
+ *          name (already in the arena) followed by search[0] + ".";
+ *   slots  open addressing over recs (record index + 1, 0 = free),
+ *          power of two, load <= 0.7, linear probing;
+ *   sets   one address set per entry (its v4 and v6 lists, stored once
+ *          in the v4/v6 pools, and its key); merged sets only on
+ *          non-Kubernetes collisions.
+ *
+ * Names are hashed from right to left (FNV-1a over the reversed bytes), so
+ * one pass over a query yields the hash of every suffix and the wildcard
+ * probes cost no rehashing.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nds/nds.h"
+
+#define NAME_LEN_MAX 255 /* longest generated name, trailing dot included */
+#define NONE UINT32_MAX  /* no record */
+#define FNV_INIT 2166136261u
+#define FNV_PRIME 16777619u
+
+/* One NameTable entry, packed in a single allocation with its strings. */
+struct nt_entry {
+	const char *key;
+	const char *registry;
+	const char *shortname;
+	const char *ns;
+	const char **ips; /* nips strings */
+	const char **alt; /* nalt strings */
+	size_t nips;
+	size_t nalt;
+	uint32_t hash; /* hash_rev() of the key */
+};
+
+struct nds_nametable {
+	struct nt_entry **ents; /* n entries in insertion order */
+	size_t n;
+	size_t cap;
+	uint32_t *idx; /* open addressing: ents index + 1, 0 = free */
+	size_t nslots; /* power of two, or 0 */
+};
+
+enum {
+	REC_CNAME = 1,  /* data is the target record */
+	REC_SUFFIX = 2, /* the name is arena[name..name+len] + search0 + "." */
+	REC_K8S = 4,    /* address records of a Kubernetes entry */
+};
+
+struct nds_rec {
+	uint32_t hash; /* hash_rev() of the whole name */
+	uint32_t name; /* arena offset of the name (of its base if SUFFIX) */
+	uint32_t data; /* address set, or the target record if CNAME */
+	uint16_t len;  /* bytes at name */
+	uint8_t flags; /* REC_* */
+	uint8_t spare; /* padding */
+};
+
+struct nds_addrset {
+	uint32_t v4;     /* first address in the v4 pool */
+	uint32_t n4;     /* number of IPv4 addresses */
+	uint32_t v6;     /* first address in the v6 pool */
+	uint32_t n6;     /* number of IPv6 addresses */
+	uint32_t origin; /* arena offset of the NameTable key */
+};
+
+struct nds_table {
+	unsigned refs;                /* holders; freed at 0 */
+	uint32_t ttl;                 /* TTL of synthesized records */
+	size_t entries;               /* NameTable keys */
+	char *arena;                  /* names and keys, NUL terminated */
+	size_t alen, acap;            /* bytes used, allocated */
+	struct nds_rec *recs;         /* generated names */
+	size_t nrecs, rcap;           /* records used, allocated */
+	uint32_t *slots;              /* hash index: record + 1, 0 = free */
+	size_t nslots;                /* power of two */
+	struct nds_addrset *sets;     /* address sets */
+	size_t nsets, scap;           /* sets used, allocated */
+	uint8_t *v4;                  /* IPv4 pool, 4 bytes per address */
+	size_t n4, cap4;              /* addresses used, allocated */
+	uint8_t *v6;                  /* IPv6 pool, 16 bytes per address */
+	size_t n6, cap6;              /* addresses used, allocated */
+	char s0dot[NAME_LEN_MAX + 1]; /* search[0] + ".", lower-case */
+	size_t s0len;                 /* strlen(s0dot); 0 = no search CNAMEs */
+};
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static inline char
+lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* FNV-1a over s[len-1] .. s[0], continuing from h. */
+static inline uint32_t
+hash_rev(uint32_t h, const char *s, size_t len)
+{
+	while (len > 0)
+		h = (h ^ (uint8_t)s[--len]) * FNV_PRIME;
+	return h;
+}
+
+/* Spreads FNV's weak low bits before masking with a power of two. */
+static inline size_t
+hash_slot(uint32_t h, size_t nslots)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	return h & (nslots - 1);
+}
+
+/* Grows *p to hold need elements of size elem (doubling). */
+static int
+grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	size_t ncap = *cap != 0 ? *cap : 16;
+	void *np;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / elem)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	if ((np = realloc(*p, ncap * elem)) == NULL)
+		return -ENOMEM;
+	*p = np;
+	*cap = ncap;
+	return 0;
+}
+
+/* ---- NameTable --------------------------------------------------------- */
+
+static int
+size_add(size_t *acc, size_t n)
+{
+	if (n > SIZE_MAX - *acc)
+		return -ENOMEM;
+	*acc += n;
+	return 0;
+}
+
+static const char *
+pack_str(char **cur, const char *s)
+{
+	size_t len = strlen(s != NULL ? s : "") + 1;
+	char *p = *cur;
+
+	memcpy(p, s != NULL ? s : "", len);
+	*cur += len;
+	return p;
+}
+
+static int
+strv_size(size_t *acc, const char *const *v, size_t n)
+{
+	size_t i;
+
+	if (n > 0 && v == NULL)
+		return -EINVAL;
+	if (n > SIZE_MAX / sizeof(char *) ||
+	    size_add(acc, n * sizeof(char *)) != 0)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (size_add(acc, strlen(v[i] != NULL ? v[i] : "") + 1) != 0)
+			return -ENOMEM;
+	return 0;
+}
+
+/* Copies key and info into one allocation. */
+static int
+nt_entry_new(const char *key, const struct nds_nameinfo *in,
+    struct nt_entry **out)
+{
+	const char *strs[4] = {key, in->registry, in->shortname, in->ns};
+	size_t size = sizeof(struct nt_entry), i;
+	struct nt_entry *e;
+	char *cur;
+	int rc;
+
+	if ((rc = strv_size(&size, in->ips, in->nips)) != 0 ||
+	    (rc = strv_size(&size, in->alt_hosts, in->nalt)) != 0)
+		return rc;
+	for (i = 0; i < 4; i++)
+		if (size_add(&size, strlen(strs[i] ? strs[i] : "") + 1) != 0)
+			return -ENOMEM;
+	if ((e = malloc(size)) == NULL)
+		return -ENOMEM;
+	e->ips = (const char **)(e + 1);
+	e->alt = e->ips + in->nips;
+	cur = (char *)(e->alt + in->nalt);
+	e->key = pack_str(&cur, key);
+	e->registry = pack_str(&cur, in->registry);
+	e->shortname = pack_str(&cur, in->shortname);
+	e->ns = pack_str(&cur, in->ns);
+	for (i = 0; i < in->nips; i++)
+		e->ips[i] = pack_str(&cur, in->ips[i]);
+	for (i = 0; i < in->nalt; i++)
+		e->alt[i] = pack_str(&cur, in->alt_hosts[i]);
+	e->nips = in->nips;
+	e->nalt = in->nalt;
+	e->hash = hash_rev(FNV_INIT, e->key, strlen(e->key));
+	*out = e;
+	return 0;
+}
+
+int
+nds_nametable_create(struct nds_nametable **out)
+{
+	if ((*out = calloc(1, sizeof(**out))) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Slot of key in nt->idx: its entry, or the free slot where it goes. */
+static size_t
+nt_slot(const struct nds_nametable *nt, const char *key, uint32_t hash)
+{
+	size_t s = hash_slot(hash, nt->nslots);
+
+	while (nt->idx[s] != 0) {
+		const struct nt_entry *e = nt->ents[nt->idx[s] - 1];
+
+		if (e->hash == hash && strcmp(e->key, key) == 0)
+			break;
+		s = (s + 1) & (nt->nslots - 1);
+	}
+	return s;
+}
+
+static int
+nt_rehash(struct nds_nametable *nt)
+{
+	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i;
+	uint32_t *idx;
+
+	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= UINT32_MAX - 1)
+		return -ENOMEM;
+	if ((idx = calloc(nslots, sizeof(*idx))) == NULL)
+		return -ENOMEM;
+	free(nt->idx);
+	nt->idx = idx;
+	nt->nslots = nslots;
+	for (i = 0; i < nt->n; i++)
+		idx[nt_slot(nt, nt->ents[i]->key, nt->ents[i]->hash)] =
+		    (uint32_t)i + 1;
+	return 0;
+}
+
+int
+nds_nametable_add(struct nds_nametable *nt, const char *key,
+    const struct nds_nameinfo *info)
+{
+	static const struct nds_nameinfo empty;
+	struct nt_entry *e;
+	size_t s;
+	int rc;
+
+	if (nt == NULL || key == NULL || key[0] == '\0')
+		return -EINVAL;
+	if ((rc = nt_entry_new(key, info != NULL ? info : &empty, &e)) != 0)
+		return rc;
+	if (((nt->n + 1) * 10 > nt->nslots * 7 && (rc = nt_rehash(nt)) != 0) ||
+	    (rc = grow((void **)&nt->ents, &nt->cap, nt->n + 1,
+	         sizeof(*nt->ents))) != 0) {
+		free(e);
+		return rc;
+	}
+	s = nt_slot(nt, key, e->hash);
+	if (nt->idx[s] != 0) {
+		/* Duplicate key: the last one wins, as in protobuf maps. */
+		free(nt->ents[nt->idx[s] - 1]);
+		nt->ents[nt->idx[s] - 1] = e;
+		return 0;
+	}
+	nt->ents[nt->n] = e;
+	nt->idx[s] = (uint32_t)++nt->n;
+	return 0;
+}
+
+size_t
+nds_nametable_count(const struct nds_nametable *nt)
+{
+	return nt != NULL ? nt->n : 0;
+}
+
+void
+nds_nametable_destroy(struct nds_nametable *nt)
+{
+	size_t i;
+
+	if (nt == NULL)
+		return;
+	for (i = 0; i < nt->n; i++)
+		free(nt->ents[i]);
+	free(nt->ents);
+	free(nt->idx);
+	free(nt);
+}
+
+/* ---- compiled table: records and the hash index ------------------------ */
+
+/* Whether a1[0..l1) + a2[0..l2) equals b1[0..m1) + b2[0..m2). */
+static bool
+cat_eq(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
+    size_t m1, const char *b2, size_t m2)
+{
+	if (l1 + l2 != m1 + m2)
+		return false;
+	while (l1 + l2 > 0) {
+		size_t n;
+
+		if (l1 == 0) {
+			a1 = a2;
+			l1 = l2;
+			l2 = 0;
+		}
+		if (m1 == 0) {
+			b1 = b2;
+			m1 = m2;
+			m2 = 0;
+		}
+		n = l1 < m1 ? l1 : m1;
+		if (memcmp(a1, b1, n) != 0)
+			return false;
+		a1 += n;
+		b1 += n;
+		l1 -= n;
+		m1 -= n;
+	}
+	return true;
+}
+
+/* Record of the name p + s (hash = its name hash), or NONE. */
+static uint32_t
+rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
+    const char *s, size_t slen)
+{
+	size_t i;
+
+	if (t->nslots == 0)
+		return NONE;
+	for (i = hash_slot(hash, t->nslots); t->slots[i] != 0;
+	     i = (i + 1) & (t->nslots - 1)) {
+		const struct nds_rec *r = &t->recs[t->slots[i] - 1];
+		size_t sl = (r->flags & REC_SUFFIX) ? t->s0len : 0;
+
+		if (r->hash == hash && cat_eq(t->arena + r->name, r->len,
+		                           t->s0dot, sl, p, plen, s, slen))
+			return t->slots[i] - 1;
+	}
+	return NONE;
+}
+
+static void
+slot_put(struct nds_table *t, uint32_t rec)
+{
+	size_t i = hash_slot(t->recs[rec].hash, t->nslots);
+
+	while (t->slots[i] != 0)
+		i = (i + 1) & (t->nslots - 1);
+	t->slots[i] = rec + 1;
+}
+
+static int
+slots_grow(struct nds_table *t)
+{
+	size_t nslots = t->nslots != 0 ? t->nslots * 2 : 1024, i;
+
+	if (nslots > SIZE_MAX / 2 / sizeof(uint32_t))
+		return -ENOMEM;
+	free(t->slots);
+	if ((t->slots = calloc(nslots, sizeof(uint32_t))) == NULL) {
+		t->nslots = 0;
+		return -ENOMEM;
+	}
+	t->nslots = nslots;
+	for (i = 0; i < t->nrecs; i++)
+		slot_put(t, (uint32_t)i);
+	return 0;
+}
+
+/* Appends a new record (not yet indexed by name); returns its index. */
+static int
+rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
+{
+	int rc;
+
+	if (t->nrecs >= UINT32_MAX - 1)
+		return -ENOMEM;
+	if ((t->nrecs + 1) * 10 > t->nslots * 7 && (rc = slots_grow(t)) != 0)
+		return rc;
+	if ((rc = grow((void **)&t->recs, &t->rcap, t->nrecs + 1,
+	         sizeof(*t->recs))) != 0)
+		return rc;
+	t->recs[t->nrecs] = *r;
+	*out = (uint32_t)t->nrecs++;
+	slot_put(t, *out);
+	return 0;
+}
+
+/* Copies len bytes and a NUL into the arena; *off is where they went. */
+static int
+arena_put(struct nds_table *t, const char *s, size_t len, uint32_t *off)
+{
+	int rc;
+
+	if (len >= UINT32_MAX - 1 - t->alen)
+		return -ENOMEM;
+	if ((rc = grow((void **)&t->arena, &t->acap, t->alen + len + 1, 1)) !=
+	    0)
+		return rc;
+	memcpy(t->arena + t->alen, s, len);
+	t->arena[t->alen + len] = '\0';
+	*off = (uint32_t)t->alen;
+	t->alen += len + 1;
+	return 0;
+}
+
+/* ---- compiled table: address sets -------------------------------------- */
+
+/* Appends count addresses of sz bytes (from src, or copied from *pool at
+ * index from when src is NULL) to a pool. */
+static int
+pool_put(uint8_t **pool, size_t *n, size_t *cap, size_t sz, const uint8_t *src,
+    size_t from, size_t count)
+{
+	int rc;
+
+	if (count > UINT32_MAX - 1 - *n)
+		return -ENOMEM;
+	if ((rc = grow((void **)pool, cap, *n + count, sz)) != 0)
+		return rc;
+	if (count > 0)
+		memcpy(*pool + *n * sz, src != NULL ? src : *pool + from * sz,
+		    count * sz);
+	*n += count;
+	return 0;
+}
+
+static int
+set_new(struct nds_table *t, const struct nds_addrset *s, uint32_t *out)
+{
+	int rc;
+
+	if (t->nsets >= UINT32_MAX - 1)
+		return -ENOMEM;
+	if ((rc = grow((void **)&t->sets, &t->scap, t->nsets + 1,
+	         sizeof(*t->sets))) != 0)
+		return rc;
+	t->sets[t->nsets] = *s;
+	*out = (uint32_t)t->nsets++;
+	return 0;
+}
+
+/*
+ * The address set of entry e: its valid IPs in NameInfo order, split by
+ * family (SPEC §2.1).  *out = NONE when no IP is valid.
+ */
+static int
+entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
+{
+	struct nds_addrset s = {.v4 = (uint32_t)t->n4, .v6 = (uint32_t)t->n6};
+	uint8_t a[16];
+	size_t i;
+	int rc = 0;
+
+	*out = NONE;
+	for (i = 0; i < e->nips && rc == 0; i++) {
+		/* inet_pton is strict: no CIDR, zone, or leading zeros. */
+		if (inet_pton(AF_INET, e->ips[i], a) == 1)
+			rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, a, 0, 1);
+		else if (inet_pton(AF_INET6, e->ips[i], a) == 1)
+			rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, a, 0, 1);
+	}
+	if (rc != 0)
+		return rc;
+	s.n4 = (uint32_t)(t->n4 - s.v4);
+	s.n6 = (uint32_t)(t->n6 - s.v6);
+	if (s.n4 == 0 && s.n6 == 0)
+		return 0;
+	if ((rc = arena_put(t, e->key, strlen(e->key), &s.origin)) != 0)
+		return rc;
+	return set_new(t, &s, out);
+}
+
+/* A new set: a's addresses then b's, per family; a's origin (D5). */
+static int
+set_merge(struct nds_table *t, uint32_t a, uint32_t b, uint32_t *out)
+{
+	struct nds_addrset x = t->sets[a], y = t->sets[b];
+	struct nds_addrset m = {.v4 = (uint32_t)t->n4,
+	    .n4 = x.n4 + y.n4,
+	    .v6 = (uint32_t)t->n6,
+	    .n6 = x.n6 + y.n6,
+	    .origin = x.origin};
+	int rc;
+
+	if ((rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, NULL, x.v4, x.n4)) ||
+	    (rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, NULL, y.v4, y.n4)) ||
+	    (rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, NULL, x.v6, x.n6)) ||
+	    (rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, NULL, y.v6, y.n6)))
+		return rc;
+	return set_new(t, &m, out);
+}
+
+/* ---- build: expansion of SPEC §2 --------------------------------------- */
+
+struct build {
+	struct nds_table *t;          /* the table being built */
+	const char *ns;               /* proxy namespace, "" = FQDNs only */
+	char pd[NAME_LEN_MAX + 1];    /* proxyDomain, lower-case, "" = none */
+	size_t pdlen;                 /* strlen(pd) */
+	char part0[NAME_LEN_MAX + 1]; /* first label of pd ("svc") */
+	size_t emitted;               /* names emitted by pass 1 */
+	uint32_t *stamp;              /* pass 2: entry + 1 that set a CNAME */
+	size_t nstamp;                /* elements in stamp */
+	uint32_t cur;                 /* entry being applied (sorted index) */
+	uint32_t set;                 /* its address set */
+	bool k8s;                     /* it is a Kubernetes entry */
+	uint32_t fqdn;                /* record of its "key.", or NONE */
+};
+
+enum name_kind {
+	NAME_FQDN,  /* key + "." */
+	NAME_SHORT, /* name.ns., name., name.ns.svc. (Kubernetes) */
+	NAME_ALT,   /* alt_hosts[i] + "." (Kubernetes) */
+};
+
+struct part {
+	const char *s;
+	size_t len;
+};
+
+typedef int (*name_fn)(struct build *b, const char *name, size_t len,
+    enum name_kind kind);
+
+/* Whether s (any case) ends with suf (lower-case) at a label boundary. */
+static bool
+ends_with_label(const char *s, size_t slen, const char *suf, size_t suflen)
+{
+	size_t i;
+
+	if (suflen > slen || suflen == 0)
+		return false;
+	for (i = 0; i < suflen; i++)
+		if (lower(s[slen - suflen + i]) != suf[i])
+			return false;
+	return slen == suflen || s[slen - suflen - 1] == '.';
+}
+
+/* Calls fn with lower(p[0]) "." lower(p[1]) "." ...; skips long names. */
+static int
+emit(struct build *b, name_fn fn, enum name_kind kind, const struct part *p,
+    size_t n)
+{
+	char buf[NAME_LEN_MAX + 1];
+	size_t len = 0, i, j;
+
+	for (i = 0; i < n; i++) {
+		/* Longer than a DNS name: it can never be asked for. */
+		if (p[i].len + 1 > NAME_LEN_MAX - len)
+			return 0;
+		for (j = 0; j < p[i].len; j++)
+			buf[len++] = lower(p[i].s[j]);
+		buf[len++] = '.';
+	}
+	buf[len] = '\0';
+	return fn(b, buf, len, kind);
+}
+
+/* Kubernetes short forms and alt hosts (SPEC §2.3, D12, D15, §10.1). */
+static int
+entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
+{
+	struct part p[3] = {{e->shortname, strlen(e->shortname)},
+	    {e->ns, strlen(e->ns)}, {b->part0, strlen(b->part0)}};
+	size_t i;
+	int rc = 0;
+
+	if (b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
+		if ((rc = emit(b, fn, NAME_SHORT, p, 2)) != 0 ||
+		    (strcmp(e->ns, b->ns) == 0 &&
+		        (rc = emit(b, fn, NAME_SHORT, p, 1)) != 0) ||
+		    (rc = emit(b, fn, NAME_SHORT, p, 3)) != 0)
+			return rc;
+	}
+	for (i = 0; i < e->nalt && rc == 0; i++) {
+		struct part a = {e->alt[i], strlen(e->alt[i])};
+
+		/* "" would name the root and "x." gives "x..": not names. */
+		if (a.len > 0 && a.s[a.len - 1] != '.')
+			rc = emit(b, fn, NAME_ALT, &a, 1);
+	}
+	return rc;
+}
+
+/* Calls fn for every address name of entry e (SPEC §2.2, §2.3). */
+static int
+entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
+{
+	struct part key = {e->key, strlen(e->key)};
+	int rc;
+
+	if (!b->k8s) {
+		/* No extra dot when the key already has one. */
+		key.len -= key.s[key.len - 1] == '.';
+		return emit(b, fn, NAME_FQDN, &key, 1);
+	}
+	if ((rc = emit(b, fn, NAME_FQDN, &key, 1)) != 0)
+		return rc;
+	/* Other clusters' domains get only their FQDN (D12: by label). */
+	if (b->pdlen == 0 || !ends_with_label(key.s, key.len, b->pd, b->pdlen))
+		return 0;
+	return entry_k8s_names(b, e, fn);
+}
+
+/*
+ * Pass 1: an address name.  D5: Kubernetes beats non-Kubernetes in either
+ * order, non-Kubernetes duplicates append their IPs per family; D13:
+ * between Kubernetes entries the later key (sorted order) replaces.
+ */
+static int
+add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
+{
+	struct nds_table *t = b->t;
+	uint32_t hash = hash_rev(FNV_INIT, name, len), i, set;
+	struct nds_rec r = {.hash = hash,
+	    .len = (uint16_t)len,
+	    .data = b->set,
+	    .flags = b->k8s ? REC_K8S : 0};
+	int rc;
+
+	b->emitted++;
+	if ((i = rec_find(t, hash, name, len, "", 0)) == NONE) {
+		if ((rc = arena_put(t, name, len, &r.name)) != 0)
+			return rc;
+		return rec_new(t, &r, &i);
+	}
+	if (b->k8s) {
+		t->recs[i].data = b->set;
+		t->recs[i].flags |= REC_K8S;
+	} else if (!(t->recs[i].flags & REC_K8S) && t->recs[i].data != b->set) {
+		if ((rc = set_merge(t, t->recs[i].data, b->set, &set)) != 0)
+			return rc;
+		t->recs[i].data = set;
+	}
+	return 0;
+}
+
+/*
+ * Pass 2: the search CNAME of an address name h (SPEC §2.5, D9): e = h +
+ * search[0] + "." unless h already ends with search[0].  It runs after
+ * every address name exists, so a name with addresses, this entry's own
+ * or another's, never becomes a CNAME (D14).  Within an entry the first
+ * CNAME of a name stays (short forms come before alt hosts); between
+ * entries the later key replaces, as D13 does for addresses.
+ */
+static int
+add_cname(struct build *b, const char *name, size_t len, enum name_kind kind)
+{
+	struct nds_table *t = b->t;
+	uint32_t self =
+	    rec_find(t, hash_rev(FNV_INIT, name, len), name, len, "", 0);
+	struct nds_rec r = {
+	    .len = (uint16_t)len, .flags = REC_CNAME | REC_SUFFIX};
+	uint32_t i;
+	int rc;
+
+	if (kind == NAME_FQDN)
+		b->fqdn = self;
+	if (self == NONE || len + t->s0len > NAME_LEN_MAX ||
+	    ends_with_label(name, len, t->s0dot, t->s0len))
+		return 0;
+	/* D18: a Kubernetes short form's CNAME names the service FQDN. */
+	if ((r.data = kind == NAME_SHORT ? b->fqdn : self) == NONE)
+		return 0;
+	r.name = t->recs[self].name;
+	r.hash = hash_rev(hash_rev(FNV_INIT, t->s0dot, t->s0len), name, len);
+	if ((i = rec_find(t, r.hash, name, len, t->s0dot, t->s0len)) != NONE) {
+		if (!(t->recs[i].flags & REC_CNAME) ||
+		    b->stamp[i] == b->cur + 1)
+			return 0;
+		t->recs[i] = r;
+	} else if ((rc = rec_new(t, &r, &i)) != 0) {
+		return rc;
+	}
+	if (i >= b->nstamp)
+		return -EOVERFLOW; /* broken invariant: pass 2 > pass 1 */
+	b->stamp[i] = b->cur + 1;
+	return 0;
+}
+
+/* proxyDomain, parts[0] and search[0] + "." from the options (SPEC §2). */
+static void
+build_opts(struct build *b, const struct nds_build_opts *o)
+{
+	struct nds_table *t = b->t;
+	const char *d = o->domain != NULL ? o->domain : "";
+	const char *s0 = o->search0 != NULL ? o->search0 : "";
+	size_t dlen = strlen(d), slen = strlen(s0), nslen, i;
+
+	b->ns = o->namespace != NULL ? o->namespace : "";
+	nslen = strlen(b->ns);
+	dlen -= dlen > 0 && d[dlen - 1] == '.';
+	for (; dlen > 0 && d[0] == '.'; dlen--)
+		d++; /* ".svc.cluster.local" from an empty namespace */
+	/* "ns1.svc.cluster.local" in namespace ns1 -> "svc.cluster.local" */
+	if (nslen > 0 && dlen >= nslen && (dlen == nslen || d[nslen] == '.')) {
+		for (i = 0; i < nslen && lower(d[i]) == lower(b->ns[i]); i++)
+			;
+		if (i == nslen) {
+			d += nslen + (dlen > nslen);
+			dlen -= nslen + (dlen > nslen);
+		}
+	}
+	if (dlen <= NAME_LEN_MAX) {
+		for (i = 0; i < dlen; i++)
+			b->pd[i] = lower(d[i]);
+		b->pdlen = dlen;
+		for (i = 0; i < dlen && d[i] != '.'; i++)
+			b->part0[i] = b->pd[i];
+	}
+	/* One trailing dot of search[0] is ignored (istio#30564). */
+	slen -= slen > 0 && s0[slen - 1] == '.';
+	if (slen > 0 && slen < NAME_LEN_MAX) {
+		for (i = 0; i < slen; i++)
+			t->s0dot[i] = lower(s0[i]);
+		t->s0dot[slen] = '.';
+		t->s0len = slen + 1;
+	}
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	const struct nt_entry *x = *(const struct nt_entry *const *)a;
+	const struct nt_entry *y = *(const struct nt_entry *const *)b;
+
+	return strcmp(x->key, y->key);
+}
+
+/* Pass 1 for one entry; *set = NONE if the entry names nothing. */
+static int
+entry_apply(struct build *b, const struct nt_entry *e, uint32_t *set)
+{
+	size_t klen = strlen(e->key);
+	int rc;
+
+	*set = NONE;
+	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
+	/* An Istio quirk, kept: a Kubernetes key with a dot names nothing. */
+	if (b->k8s && e->key[klen - 1] == '.')
+		return 0;
+	/* No valid IP: skipped, queries for its names are forwarded. */
+	if ((rc = entry_set(b->t, e, set)) != 0 || *set == NONE)
+		return rc;
+	b->set = *set;
+	return entry_names(b, e, add_addr);
+}
+
+/* Both passes over the entries, sorted by key (D5). */
+static int
+build_passes(struct build *b, struct nt_entry **order, size_t n)
+{
+	uint32_t *sets;
+	size_t i;
+	int rc = 0;
+
+	if ((sets = malloc(n * sizeof(*sets))) == NULL)
+		return -ENOMEM;
+	qsort(order, n, sizeof(*order), entry_cmp);
+	for (i = 0; i < n && rc == 0; i++)
+		rc = entry_apply(b, order[i], &sets[i]);
+	if (rc != 0 || b->t->s0len == 0)
+		goto out;
+	/* Pass 2 adds at most one CNAME per name pass 1 emitted. */
+	b->nstamp = b->t->nrecs + b->emitted;
+	if ((b->stamp = calloc(b->nstamp, sizeof(*b->stamp))) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n && rc == 0; i++) {
+		if (sets[i] == NONE)
+			continue;
+		b->cur = (uint32_t)i;
+		b->set = sets[i];
+		b->k8s = strcmp(order[i]->registry, "Kubernetes") == 0;
+		b->fqdn = NONE;
+		rc = entry_names(b, order[i], add_cname);
+	}
+out:
+	free(sets);
+	return rc;
+}
+
+static void
+table_free(struct nds_table *t)
+{
+	if (t == NULL)
+		return;
+	free(t->arena);
+	free(t->recs);
+	free(t->slots);
+	free(t->sets);
+	free(t->v4);
+	free(t->v6);
+	free(t);
+}
+
+/* Gives back the slack of the doubling growth; failure is harmless. */
+static void
+table_shrink(struct nds_table *t)
+{
+	void *p;
+
+	if (t->alen > 0 && (p = realloc(t->arena, t->alen)) != NULL)
+		t->arena = p;
+	if (t->nrecs > 0 &&
+	    (p = realloc(t->recs, t->nrecs * sizeof(*t->recs))) != NULL)
+		t->recs = p;
+	if (t->nsets > 0 &&
+	    (p = realloc(t->sets, t->nsets * sizeof(*t->sets))) != NULL)
+		t->sets = p;
+	if (t->n4 > 0 && (p = realloc(t->v4, t->n4 * 4)) != NULL)
+		t->v4 = p;
+	if (t->n6 > 0 && (p = realloc(t->v6, t->n6 * 16)) != NULL)
+		t->v6 = p;
+}
+
+int
+nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
+    struct nds_table **out, char *err, size_t errlen)
+{
+	struct nt_entry **order = NULL;
+	struct build b;
+	int rc = -ENOMEM;
+
+	memset(&b, 0, sizeof(b));
+	if (out != NULL)
+		*out = NULL;
+	if (nt == NULL || o == NULL || out == NULL) {
+		errf(err, errlen, "table build: missing argument");
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((b.t = calloc(1, sizeof(*b.t))) == NULL)
+		goto fail;
+	b.t->refs = 1;
+	b.t->ttl = o->ttl;
+	b.t->entries = nt->n;
+	build_opts(&b, o);
+	if (nt->n > 0) {
+		if ((order = malloc(nt->n * sizeof(*order))) == NULL)
+			goto fail;
+		memcpy(order, nt->ents, nt->n * sizeof(*order));
+		if ((rc = build_passes(&b, order, nt->n)) != 0)
+			goto fail;
+	}
+	table_shrink(b.t);
+	*out = b.t;
+	b.t = NULL;
+	rc = 0;
+	goto out;
+fail:
+	errf(err, errlen, "table build: %s",
+	    rc == -ENOMEM ? "out of memory or too many names" : strerror(-rc));
+out:
+	table_free(b.t);
+	free(b.stamp);
+	free(order);
+	nds_nametable_destroy(nt);
+	return rc;
+}
+
+struct nds_table *
+nds_table_ref(struct nds_table *t)
+{
+	if (t != NULL)
+		t->refs++;
+	return t;
+}
+
+void
+nds_table_unref(struct nds_table *t)
+{
+	if (t != NULL && --t->refs == 0)
+		table_free(t);
+}
+
+uint32_t
+nds_table_ttl(const struct nds_table *t)
+{
+	return t->ttl;
+}
+
+size_t
+nds_table_entries(const struct nds_table *t)
+{
+	return t->entries;
+}
+
+size_t
+nds_table_names(const struct nds_table *t)
+{
+	return t->nrecs;
+}
+
+/* ---- lookup (SPEC §3 step 4) ------------------------------------------- */
+
+/* Fills ans from record i, reached by qname; follows one CNAME. */
+static void
+answer_fill(const struct nds_table *t, uint32_t i, const char *qname,
+    size_t qlen, struct nds_answer *ans)
+{
+	const struct nds_rec *r = &t->recs[i];
+	const struct nds_addrset *s;
+	size_t s0 = t->s0len;
+
+	memset(ans, 0, sizeof(*ans));
+	if (r->flags & REC_CNAME) {
+		r = &t->recs[r->data];
+		ans->target = t->arena + r->name;
+		ans->target_len = r->len;
+		/*
+		 * D17: a wildcard target becomes the concrete name, the query
+		 * minus its search[0] suffix (a CNAME owner always ends in
+		 * one); the stored "*.x." name still owns the addresses.
+		 */
+		if (r->len >= 2 && ans->target[0] == '*' &&
+		    ans->target[1] == '.' && qlen > s0 &&
+		    qname[qlen - s0 - 1] == '.' &&
+		    memcmp(qname + qlen - s0, t->s0dot, s0) == 0) {
+			ans->target = qname;
+			ans->target_len = qlen - s0;
+		}
+	}
+	if (r->flags & REC_CNAME)
+		return; /* broken invariant: targets are address names */
+	s = &t->sets[r->data];
+	ans->v4 = s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL;
+	ans->n4 = s->n4;
+	ans->v6 = s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL;
+	ans->n6 = s->n6;
+	ans->origin = t->arena + s->origin;
+}
+
+int
+nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
+    struct nds_answer *ans)
+{
+	uint32_t probe[NAME_LEN_MAX]; /* hash of "*." + qname[at[k]..] */
+	uint8_t at[NAME_LEN_MAX];
+	uint32_t h = FNV_INIT, i;
+	size_t n = 0, k;
+
+	if (t == NULL || qname == NULL || ans == NULL)
+		return -EINVAL;
+	if (qlen == 0 || qlen > NAME_LEN_MAX)
+		return -ENOENT;
+	/*
+	 * One pass from the right hashes every suffix.  Each dot that is
+	 * not the final one starts a probe; the root "*." never is one.
+	 */
+	for (k = qlen; k-- > 0;) {
+		if (qname[k] == '.' && k + 1 < qlen) {
+			probe[n] = (((h ^ '.') * FNV_PRIME) ^ '*') * FNV_PRIME;
+			at[n++] = (uint8_t)(k + 1);
+		}
+		h = (h ^ (uint8_t)qname[k]) * FNV_PRIME;
+	}
+	i = rec_find(t, h, qname, qlen, "", 0);
+	/* The most specific wildcard (longest suffix) was found last. */
+	for (k = n; i == NONE && k-- > 0;)
+		i = rec_find(t, probe[k], "*.", 2, qname + at[k], qlen - at[k]);
+	if (i == NONE)
+		return -ENOENT;
+	answer_fill(t, i, qname, qlen, ans);
+	return 0;
+}

@@ -1,0 +1,1149 @@
+/*
+ * test_table.c: NameTable collection, expansion (SPEC §2) and lookup
+ * (SPEC §3 step 4), through the public API of nds/nds.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/*
+ * table.c itself, with its allocator counted, so that every allocation
+ * of a build can be made to fail (the library's copy is not linked).
+ */
+static long alloc_fail_at = -1; /* allocations left before one fails */
+
+static int
+alloc_fails(void)
+{
+	if (alloc_fail_at < 0)
+		return 0;
+	return alloc_fail_at-- == 0;
+}
+
+static void *
+counted_malloc(size_t n)
+{
+	return alloc_fails() ? NULL : malloc(n);
+}
+
+static void *
+counted_calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : calloc(n, size);
+}
+
+static void *
+counted_realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : realloc(p, n);
+}
+
+#define malloc counted_malloc
+#define calloc counted_calloc
+#define realloc counted_realloc
+#include "nds/table.c"
+#undef malloc
+#undef calloc
+#undef realloc
+
+#define LIST(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NOALT ((const char *const *)NULL)
+
+static size_t
+count(const char *const *v)
+{
+	size_t n = 0;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	return n;
+}
+
+static void
+add(struct nds_nametable *nt, const char *key, const char *registry,
+    const char *shortname, const char *ns, const char *const *ips,
+    const char *const *alt)
+{
+	struct nds_nameinfo in = {.ips = ips,
+	    .nips = count(ips),
+	    .registry = registry,
+	    .shortname = shortname,
+	    .ns = ns,
+	    .alt_hosts = alt,
+	    .nalt = count(alt)};
+
+	assert_int_equal(nds_nametable_add(nt, key, &in), 0);
+}
+
+static struct nds_nametable *
+nametable(void)
+{
+	struct nds_nametable *nt;
+
+	assert_int_equal(nds_nametable_create(&nt), 0);
+	return nt;
+}
+
+static struct nds_table *
+build(struct nds_nametable *nt, const char *ns, const char *domain,
+    const char *search0)
+{
+	struct nds_build_opts o = {
+	    .namespace = ns, .domain = domain, .search0 = search0, .ttl = 30};
+	struct nds_table *t;
+	char err[256] = "";
+	int rc;
+
+	rc = nds_table_build(nt, &o, &t, err, sizeof(err));
+	if (rc != 0)
+		fail_msg("build: %d %s", rc, err);
+	return t;
+}
+
+/* The SPEC §8 fixture. */
+static void
+fixture_add(struct nds_nametable *nt)
+{
+	const char *v6 = "2001:db8::ff00:42:8329";
+
+	add(nt, "www.google.com", "External", NULL, NULL, LIST("1.1.1.1"),
+	    NOALT);
+	add(nt, "productpage.ns1.svc.cluster.local", "Kubernetes",
+	    "productpage", "ns1", LIST("9.9.9.9"), NOALT);
+	add(nt, "example.ns2.svc.cluster.local", "Kubernetes", "example", "ns2",
+	    LIST("10.10.10.10"), NOALT);
+	add(nt, "details.ns2.svc.cluster.remote", "Kubernetes", "details",
+	    "ns2",
+	    LIST("11.11.11.11", "12.12.12.12", "13.13.13.13", "14.14.14.14"),
+	    NOALT);
+	add(nt, "svc-with-alt.ns1.svc.cluster.local", "Kubernetes",
+	    "svc-with-alt", "ns1", LIST("15.15.15.15"),
+	    LIST("svc-with-alt.ns1.svc.clusterset.local"));
+	add(nt, "ipv6.localhost", "External", NULL, NULL, LIST(v6), NOALT);
+	add(nt, "dual.localhost", "External", NULL, NULL, LIST("2.2.2.2", v6),
+	    NOALT);
+	add(nt, "ipv4.localhost", "External", NULL, NULL, LIST("2.2.2.2"),
+	    NOALT);
+	add(nt, "*.b.wildcard", "External", NULL, NULL, LIST("11.11.11.11"),
+	    NOALT);
+	add(nt, "*.wildcard", "External", NULL, NULL, LIST("10.10.10.10"),
+	    NOALT);
+	add(nt, "*.svc.mesh.company.net", "External", NULL, NULL,
+	    LIST("10.1.2.3"), NOALT);
+	add(nt, "example.localhost.", "External", NULL, NULL, LIST("3.3.3.3"),
+	    NOALT);
+}
+
+static struct nds_table *
+fixture(void)
+{
+	struct nds_nametable *nt = nametable();
+
+	fixture_add(nt);
+	return build(nt, "ns1", "ns1.svc.cluster.local",
+	    "ns1.svc.cluster.local");
+}
+
+/*
+ * The answer to q as one line: "cname=T a=V4,.. aaaa=V6,.. origin=KEY", or
+ * "ENOENT".  Checks the answer's own invariants on the way.
+ */
+static void
+answer_str(const struct nds_table *t, const char *q, char *out, size_t len)
+{
+	struct nds_answer a;
+	char ip[INET6_ADDRSTRLEN];
+	size_t o = 0;
+	uint32_t i;
+	int rc = nds_table_lookup(t, q, strlen(q), &a);
+
+	if (rc == -ENOENT) {
+		snprintf(out, len, "ENOENT");
+		return;
+	}
+	assert_int_equal(rc, 0);
+	if (a.target != NULL) {
+		assert_true(a.target_len > 0);
+		assert_int_equal(a.target[a.target_len - 1], '.');
+		o += snprintf(out + o, len - o, "cname=%.*s ",
+		    (int)a.target_len, a.target);
+	}
+	o += snprintf(out + o, len - o, "a=");
+	for (i = 0; i < a.n4; i++)
+		o += snprintf(out + o, len - o, "%s%s", i ? "," : "",
+		    inet_ntop(AF_INET, a.v4 + 4 * i, ip, sizeof(ip)));
+	o += snprintf(out + o, len - o, " aaaa=");
+	for (i = 0; i < a.n6; i++)
+		o += snprintf(out + o, len - o, "%s%s", i ? "," : "",
+		    inet_ntop(AF_INET6, a.v6 + 16 * i, ip, sizeof(ip)));
+	assert_non_null(a.origin);
+	snprintf(out + o, len - o, " origin=%s", a.origin);
+}
+
+static void
+expect(const struct nds_table *t, const char *q, const char *want)
+{
+	char got[1024];
+
+	answer_str(t, q, got, sizeof(got));
+	if (strcmp(got, want) != 0)
+		fail_msg("%s\n  got:  %s\n  want: %s", q, got, want);
+}
+
+struct lookup_case {
+	const char *q;
+	const char *want;
+};
+
+static void
+expect_all(const struct nds_table *t, const struct lookup_case *c, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		expect(t, c[i].q, c[i].want);
+}
+
+#define PP "productpage.ns1.svc.cluster.local"
+#define EX "example.ns2.svc.cluster.local"
+#define ALT "svc-with-alt.ns1.svc.cluster.local"
+#define V6 "2001:db8::ff00:42:8329"
+
+/* SPEC §8 cases answered locally, with this project's D17/D18 answers. */
+static const struct lookup_case spec8_local[] = {
+    /* 1, 2 */
+    {"www.google.com.", "a=1.1.1.1 aaaa= origin=www.google.com"},
+    {"www.google.com.ns1.svc.cluster.local.",
+        "cname=www.google.com. a=1.1.1.1 aaaa= origin=www.google.com"},
+    /* 4, 6, 7 */
+    {PP ".", "a=9.9.9.9 aaaa= origin=" PP},
+    {"productpage.ns1.", "a=9.9.9.9 aaaa= origin=" PP},
+    {"productpage.", "a=9.9.9.9 aaaa= origin=" PP},
+    /* 8 and 9 (D18: the CNAME names the service FQDN; no AAAA) */
+    {"productpage.ns1.ns1.svc.cluster.local.",
+        "cname=" PP ". a=9.9.9.9 aaaa= origin=" PP},
+    /* 10-12 */
+    {"example.ns2.", "a=10.10.10.10 aaaa= origin=" EX},
+    {EX ".", "a=10.10.10.10 aaaa= origin=" EX},
+    {"example.ns2.svc.", "a=10.10.10.10 aaaa= origin=" EX},
+    /* 14-18 */
+    {"svc-with-alt.", "a=15.15.15.15 aaaa= origin=" ALT},
+    {"svc-with-alt.ns1.", "a=15.15.15.15 aaaa= origin=" ALT},
+    {"svc-with-alt.ns1.svc.", "a=15.15.15.15 aaaa= origin=" ALT},
+    {ALT ".", "a=15.15.15.15 aaaa= origin=" ALT},
+    {"svc-with-alt.ns1.svc.clusterset.local.",
+        "a=15.15.15.15 aaaa= origin=" ALT},
+    /* 19, 20: NameInfo order; the shuffle is the resolver's */
+    {"details.ns2.svc.cluster.remote.",
+        "a=11.11.11.11,12.12.12.12,13.13.13.13,14.14.14.14 aaaa= "
+        "origin=details.ns2.svc.cluster.remote"},
+    /* 22, 29 (one lookup serves A and AAAA) */
+    {"dual.localhost.", "a=2.2.2.2 aaaa=" V6 " origin=dual.localhost"},
+    /* 23, 24 (most specific wildcard) */
+    {"foo.wildcard.", "a=10.10.10.10 aaaa= origin=*.wildcard"},
+    {"a.b.wildcard.", "a=11.11.11.11 aaaa= origin=*.b.wildcard"},
+    /* 25 (D17: concrete target) */
+    {"foo.wildcard.ns1.svc.cluster.local.",
+        "cname=foo.wildcard. a=10.10.10.10 aaaa= origin=*.wildcard"},
+    /* 26, 27 */
+    {"foo.svc.mesh.company.net.",
+        "a=10.1.2.3 aaaa= origin=*.svc.mesh.company.net"},
+    {"foo.foons.svc.mesh.company.net.",
+        "a=10.1.2.3 aaaa= origin=*.svc.mesh.company.net"},
+    /* 28 (D17) */
+    {"foo.svc.mesh.company.net.ns1.svc.cluster.local.",
+        "cname=foo.svc.mesh.company.net. a=10.1.2.3 aaaa= "
+        "origin=*.svc.mesh.company.net"},
+    /* 30, 31: known names, the other family empty (NODATA) */
+    {"ipv6.localhost.", "a= aaaa=" V6 " origin=ipv6.localhost"},
+    {"ipv4.localhost.", "a=2.2.2.2 aaaa= origin=ipv4.localhost"},
+    /* 36 */
+    {"example.localhost.", "a=3.3.3.3 aaaa= origin=example.localhost."},
+};
+
+static void
+test_spec8_local_answers(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	expect_all(t, spec8_local, sizeof(spec8_local) / sizeof(*spec8_local));
+	nds_table_unref(t);
+}
+
+/* Cases 3, 5, 13, 21, 32-35 and other names that must be forwarded. */
+static void
+test_spec8_forwarded_names_are_unknown(void **state)
+{
+	static const char *const unknown[] = {
+	    "www.bing.com.",
+	    PP ".ns1.svc.cluster.local.", /* 5: FQDN ends in search0 */
+	    "example.",                   /* 13: not our namespace */
+	    "details.ns2.",               /* 21: remote domain */
+	    "details.ns2.svc.", "giant.", "giant-tc.",
+	    "example.localhost..",      /* no double dot */
+	    "example.ns2.svc.cluster.", /* never name.ns.svc.cluster. */
+	    "productpage.ns1.svc.cluster.local", /* no trailing dot */
+	    "PRODUCTPAGE.", /* lower-casing is the caller's job */
+	};
+	struct nds_table *t = fixture();
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(unknown) / sizeof(*unknown); i++)
+		expect(t, unknown[i], "ENOENT");
+	nds_table_unref(t);
+}
+
+static void
+test_fixture_counts_entries_and_names(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	assert_int_equal(nds_table_entries(t), 12);
+	/*
+	 * www.google.com 1+1; productpage 4+2; example 3+3; details 1+1;
+	 * svc-with-alt 5+3; three localhost 3+3; three wildcards 3+3;
+	 * example.localhost. 1+1 (addresses + search CNAMEs).
+	 */
+	assert_int_equal(nds_table_names(t), 38);
+	assert_int_equal(nds_table_ttl(t), 30);
+	nds_table_unref(t);
+}
+
+static void
+test_search_cname_of_short_form_targets_fqdn(void **state)
+{
+	static const struct lookup_case c[] = {
+	    {"productpage.ns1.svc.ns1.svc.cluster.local.",
+	        "cname=" PP ". a=9.9.9.9 aaaa= origin=" PP},
+	    {"example.ns2.ns1.svc.cluster.local.",
+	        "cname=" EX ". a=10.10.10.10 aaaa= origin=" EX},
+	    {"example.ns2.svc.ns1.svc.cluster.local.",
+	        "cname=" EX ". a=10.10.10.10 aaaa= origin=" EX},
+	    {EX ".ns1.svc.cluster.local.",
+	        "cname=" EX ". a=10.10.10.10 aaaa= origin=" EX},
+	};
+	struct nds_table *t = fixture();
+
+	(void)state;
+	expect_all(t, c, sizeof(c) / sizeof(*c));
+	nds_table_unref(t);
+}
+
+static void
+test_alt_host_search_cname_targets_itself(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	expect(t,
+	    "svc-with-alt.ns1.svc.clusterset.local.ns1.svc.cluster.local.",
+	    "cname=svc-with-alt.ns1.svc.clusterset.local. a=15.15.15.15 "
+	    "aaaa= origin=" ALT);
+	nds_table_unref(t);
+}
+
+/* SPEC §2 worked example: proxy in default, reviews in bookinfo. */
+static void
+test_worked_example_proxy_in_default(void **state)
+{
+#define RV "reviews.bookinfo.svc.cluster.local"
+	static const struct lookup_case c[] = {
+	    {RV ".", "a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.bookinfo.", "a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.bookinfo.svc.", "a=10.0.0.9 aaaa= origin=" RV},
+	    {RV ".default.svc.cluster.local.",
+	        "cname=" RV ". a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.bookinfo.default.svc.cluster.local.",
+	        "cname=" RV ". a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.bookinfo.svc.default.svc.cluster.local.",
+	        "cname=" RV ". a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.", "ENOENT"},
+	    {"reviews.bookinfo.svc.cluster.", "ENOENT"},
+	};
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, RV, "Kubernetes", "reviews", "bookinfo", LIST("10.0.0.9"),
+	    NOALT);
+	t = build(nt, "default", "default.svc.cluster.local",
+	    "default.svc.cluster.local");
+	expect_all(t, c, sizeof(c) / sizeof(*c));
+	assert_int_equal(nds_table_names(t), 6);
+	nds_table_unref(t);
+}
+
+static void
+test_worked_example_proxy_in_bookinfo(void **state)
+{
+	static const struct lookup_case c[] = {
+	    {"reviews.", "a=10.0.0.9 aaaa= origin=" RV},
+	    {RV ".", "a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.bookinfo.bookinfo.svc.cluster.local.",
+	        "cname=" RV ". a=10.0.0.9 aaaa= origin=" RV},
+	    {"reviews.bookinfo.svc.bookinfo.svc.cluster.local.",
+	        "cname=" RV ". a=10.0.0.9 aaaa= origin=" RV},
+	    {RV ".bookinfo.svc.cluster.local.", "ENOENT"},
+	};
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, RV, "Kubernetes", "reviews", "bookinfo", LIST("10.0.0.9"),
+	    NOALT);
+	t = build(nt, "bookinfo", "bookinfo.svc.cluster.local",
+	    "bookinfo.svc.cluster.local.");
+	expect_all(t, c, sizeof(c) / sizeof(*c));
+	/* FQDN, reviews.bookinfo., reviews., reviews.bookinfo.svc., and
+	 * two CNAMEs: neither reviews. nor the FQDN gets one. */
+	assert_int_equal(nds_table_names(t), 6);
+	nds_table_unref(t);
+#undef RV
+}
+
+static void
+test_service_entry_gets_search_cname_to_itself(void **state)
+{
+	static const struct lookup_case c[] = {
+	    {"api.example.com.", "a=203.0.113.1 aaaa= origin=api.example.com"},
+	    {"api.example.com.default.svc.cluster.local.",
+	        "cname=api.example.com. a=203.0.113.1 aaaa= "
+	        "origin=api.example.com"},
+	    {"x.example.com.", "a=203.0.113.2 aaaa= origin=*.example.com"},
+	    {"x.example.com.default.svc.cluster.local.",
+	        "cname=x.example.com. a=203.0.113.2 aaaa= "
+	        "origin=*.example.com"},
+	    {"a.b.example.com.default.svc.cluster.local.",
+	        "cname=a.b.example.com. a=203.0.113.2 aaaa= "
+	        "origin=*.example.com"},
+	};
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "api.example.com", "External", NULL, NULL, LIST("203.0.113.1"),
+	    NOALT);
+	add(nt, "*.example.com", "External", NULL, NULL, LIST("203.0.113.2"),
+	    NOALT);
+	t = build(nt, "default", "default.svc.cluster.local",
+	    "default.svc.cluster.local");
+	expect_all(t, c, sizeof(c) / sizeof(*c));
+	nds_table_unref(t);
+}
+
+static void
+test_per_pod_headless_names(void **state)
+{
+#define POD "mysql-0.mysql.ns.svc.cluster.local"
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, POD, "Kubernetes", "mysql-0.mysql", "ns", LIST("10.1.0.5"),
+	    NOALT);
+	add(nt, "mysql.ns.svc.cluster.local", "Kubernetes", "mysql", "ns",
+	    LIST("10.1.0.5", "10.1.0.6", "10.1.0.7"), NOALT);
+	t = build(nt, "ns", "ns.svc.cluster.local", "ns.svc.cluster.local");
+	expect(t, POD ".", "a=10.1.0.5 aaaa= origin=" POD);
+	expect(t, "mysql-0.mysql.ns.", "a=10.1.0.5 aaaa= origin=" POD);
+	expect(t, "mysql-0.mysql.ns.svc.", "a=10.1.0.5 aaaa= origin=" POD);
+	expect(t, "mysql-0.mysql.", "a=10.1.0.5 aaaa= origin=" POD);
+	expect(t, "mysql.",
+	    "a=10.1.0.5,10.1.0.6,10.1.0.7 aaaa= "
+	    "origin=mysql.ns.svc.cluster.local");
+	nds_table_unref(t);
+
+	nt = nametable();
+	add(nt, POD, "Kubernetes", "mysql-0.mysql", "ns", LIST("10.1.0.5"),
+	    NOALT);
+	t = build(nt, "other", "other.svc.cluster.local",
+	    "other.svc.cluster.local");
+	expect(t, "mysql-0.mysql.ns.", "a=10.1.0.5 aaaa= origin=" POD);
+	expect(t, "mysql-0.mysql.", "ENOENT");
+	expect(t, "mysql-0.mysql.ns.other.svc.cluster.local.",
+	    "cname=" POD ". a=10.1.0.5 aaaa= origin=" POD);
+	nds_table_unref(t);
+#undef POD
+}
+
+static void
+test_domain_suffix_respects_label_boundary(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "a.bsvc.cluster.local", "Kubernetes", "a", "bsvc",
+	    LIST("10.0.0.1"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "a.bsvc.cluster.local.",
+	    "a=10.0.0.1 aaaa= origin=a.bsvc.cluster.local");
+	expect(t, "a.bsvc.", "ENOENT");
+	expect(t, "a.bsvc.svc.", "ENOENT");
+	/* FQDN and its search CNAME only. */
+	assert_int_equal(nds_table_names(t), 2);
+	nds_table_unref(t);
+}
+
+static void
+test_short_forms_need_shortname_and_namespace(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "a.ns1.svc.cluster.local", "Kubernetes", "", "ns1",
+	    LIST("10.0.0.1"), LIST("a.alt.example"));
+	add(nt, "b.ns1.svc.cluster.local", "Kubernetes", "b", NULL,
+	    LIST("10.0.0.2"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "a.ns1.svc.cluster.local.",
+	    "a=10.0.0.1 aaaa= origin=a.ns1.svc.cluster.local");
+	expect(t, "a.alt.example.",
+	    "a=10.0.0.1 aaaa= origin=a.ns1.svc.cluster.local");
+	expect(t, ".ns1.", "ENOENT");
+	expect(t, "ns1.", "ENOENT");
+	expect(t, "b.", "ENOENT");
+	expect(t, "b..", "ENOENT");
+	expect(t, "b..svc.", "ENOENT");
+	/* a: FQDN, alt + its CNAME; b: FQDN. */
+	assert_int_equal(nds_table_names(t), 4);
+	nds_table_unref(t);
+}
+
+static void
+test_empty_namespace_gives_fqdns_only(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	fixture_add(nt);
+	t = build(nt, "", "svc.cluster.local", "svc.cluster.local");
+	expect(t, PP ".", "a=9.9.9.9 aaaa= origin=" PP);
+	expect(t, "productpage.ns1.", "ENOENT");
+	expect(t, "productpage.", "ENOENT");
+	expect(t, "productpage.ns1.svc.", "ENOENT");
+	/* Alt hosts are fully qualified: kept. */
+	expect(t, "svc-with-alt.ns1.svc.clusterset.local.",
+	    "a=15.15.15.15 aaaa= origin=" ALT);
+	nds_table_unref(t);
+
+	/* The default domain with an empty namespace. */
+	nt = nametable();
+	fixture_add(nt);
+	t = build(nt, "", ".svc.cluster.local", NULL);
+	expect(t, "svc-with-alt.ns1.svc.clusterset.local.",
+	    "a=15.15.15.15 aaaa= origin=" ALT);
+	expect(t, "svc-with-alt.", "ENOENT");
+	nds_table_unref(t);
+
+	nt = nametable();
+	fixture_add(nt);
+	t = build(nt, NULL, NULL, NULL);
+	expect(t, PP ".", "a=9.9.9.9 aaaa= origin=" PP);
+	expect(t, "productpage.ns1.", "ENOENT");
+	expect(t, "www.google.com.", "a=1.1.1.1 aaaa= origin=www.google.com");
+	expect(t, "www.google.com.ns1.svc.cluster.local.", "ENOENT");
+	/* No domain: one name per entry, not even the alt host. */
+	assert_int_equal(nds_table_names(t), 12);
+	nds_table_unref(t);
+}
+
+static void
+test_domain_not_starting_with_namespace_is_used_as_is(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "web.shop.corp.example", "Kubernetes", "web", "shop",
+	    LIST("10.0.0.1"), NOALT);
+	t = build(nt, "ns1", "corp.example", "");
+	expect(t, "web.shop.", "a=10.0.0.1 aaaa= origin=web.shop.corp.example");
+	expect(t, "web.shop.corp.",
+	    "a=10.0.0.1 aaaa= origin=web.shop.corp.example");
+	assert_int_equal(nds_table_names(t), 3);
+	nds_table_unref(t);
+}
+
+static void
+test_own_namespace_short_name_cname_targets_fqdn(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	/* The key is not name.ns.<domain>: name.<search0> is no own name. */
+	add(nt, "foo.other.svc.cluster.local", "Kubernetes", "foo", "ns1",
+	    LIST("10.0.0.1"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "foo.",
+	    "a=10.0.0.1 aaaa= origin=foo.other.svc.cluster.local");
+	expect(t, "foo.ns1.svc.cluster.local.",
+	    "cname=foo.other.svc.cluster.local. a=10.0.0.1 aaaa= "
+	    "origin=foo.other.svc.cluster.local");
+	nds_table_unref(t);
+}
+
+static void
+test_kubernetes_beats_external_in_either_order(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	/* "a.ns1." sorts before the Kubernetes key, "zz.ns1." after. */
+	add(nt, "a.ns1", "External", NULL, NULL, LIST("192.0.2.1"), NOALT);
+	add(nt, "a.ns1.svc.cluster.local", "Kubernetes", "a", "ns1",
+	    LIST("10.0.0.1"), NOALT);
+	add(nt, "zz.ns1", "External", NULL, NULL, LIST("192.0.2.2"), NOALT);
+	add(nt, "zz.ns1.svc.cluster.local", "Kubernetes", "zz", "ns1",
+	    LIST("10.0.0.2"), LIST("zz.ns1"));
+	add(nt, "b.example", "External", NULL, NULL, LIST("192.0.2.3"), NOALT);
+	add(nt, "aa.ns1.svc.cluster.local", "Kubernetes", "aa", "ns1",
+	    LIST("10.0.0.3"), LIST("b.example"));
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "a.ns1.", "a=10.0.0.1 aaaa= origin=a.ns1.svc.cluster.local");
+	expect(t, "zz.ns1.",
+	    "a=10.0.0.2 aaaa= origin=zz.ns1.svc.cluster.local");
+	expect(t, "b.example.",
+	    "a=10.0.0.3 aaaa= origin=aa.ns1.svc.cluster.local");
+	nds_table_unref(t);
+}
+
+static void
+test_external_duplicates_append_ips_per_family(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "svc.example", "External", NULL, NULL,
+	    LIST("192.0.2.1", "2001:db8::1", "192.0.2.2"), NOALT);
+	add(nt, "svc.example.", "Mock", NULL, NULL,
+	    LIST("2001:db8::2", "192.0.2.3"), NOALT);
+	add(nt, "other.example", "External", NULL, NULL, LIST("192.0.2.9"),
+	    NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "svc.example.",
+	    "a=192.0.2.1,192.0.2.2,192.0.2.3 aaaa=2001:db8::1,2001:db8::2 "
+	    "origin=svc.example");
+	expect(t, "svc.example.ns1.svc.cluster.local.",
+	    "cname=svc.example. a=192.0.2.1,192.0.2.2,192.0.2.3 "
+	    "aaaa=2001:db8::1,2001:db8::2 origin=svc.example");
+	expect(t, "other.example.", "a=192.0.2.9 aaaa= origin=other.example");
+	assert_int_equal(nds_table_names(t), 4);
+	nds_table_unref(t);
+}
+
+static void
+test_later_kubernetes_key_replaces(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "b.ns1.svc.cluster.local", "Kubernetes", "b", "ns1",
+	    LIST("10.0.0.2"), LIST("shared.example"));
+	add(nt, "a.ns1.svc.cluster.local", "Kubernetes", "a", "ns1",
+	    LIST("10.0.0.1"), LIST("shared.example"));
+	add(nt, "c.ns1.svc.cluster.local", "Kubernetes", "c", "ns1",
+	    LIST("10.0.0.3"), LIST("b.ns1.svc.cluster.local"));
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "shared.example.",
+	    "a=10.0.0.2 aaaa= origin=b.ns1.svc.cluster.local");
+	expect(t, "b.ns1.svc.cluster.local.",
+	    "a=10.0.0.3 aaaa= origin=c.ns1.svc.cluster.local");
+	/* b's short forms still name b's FQDN, which now answers for c. */
+	expect(t, "b.ns1.ns1.svc.cluster.local.",
+	    "cname=b.ns1.svc.cluster.local. a=10.0.0.3 aaaa= "
+	    "origin=c.ns1.svc.cluster.local");
+	expect(t, "b.", "a=10.0.0.2 aaaa= origin=b.ns1.svc.cluster.local");
+	nds_table_unref(t);
+}
+
+static void
+test_address_name_never_becomes_cname(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	/* CNAME source sorts first, the address name comes later. */
+	add(nt, "a", "External", NULL, NULL, LIST("192.0.2.1"), NOALT);
+	add(nt, "a.ns1.svc.cluster.local", "External", NULL, NULL,
+	    LIST("192.0.2.2"), NOALT);
+	/* Address name first (an alt host), CNAME source later. */
+	add(nt, "aaa.ns1.svc.cluster.local", "Kubernetes", "aaa", "ns1",
+	    LIST("10.0.0.1"), LIST("zzz.ns1.svc.cluster.local"));
+	add(nt, "zzz", "External", NULL, NULL, LIST("192.0.2.3"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "a.ns1.svc.cluster.local.",
+	    "a=192.0.2.2 aaaa= origin=a.ns1.svc.cluster.local");
+	expect(t, "zzz.ns1.svc.cluster.local.",
+	    "a=10.0.0.1 aaaa= origin=aaa.ns1.svc.cluster.local");
+	expect(t, "zzz.", "a=192.0.2.3 aaaa= origin=zzz");
+	nds_table_unref(t);
+}
+
+static void
+test_cname_collision_later_key_replaces(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	/* Both make x.foo.ns1.svc.cluster.local. a CNAME; the Kubernetes
+	 * key sorts later, so its target (its FQDN, D18) stays. */
+	add(nt, "x.foo", "External", NULL, NULL, LIST("192.0.2.1"), NOALT);
+	add(nt, "x.foo.svc.cluster.local", "Kubernetes", "x", "foo",
+	    LIST("10.0.0.1"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "x.foo.", "a=10.0.0.1 aaaa= origin=x.foo.svc.cluster.local");
+	expect(t, "x.foo.ns1.svc.cluster.local.",
+	    "cname=x.foo.svc.cluster.local. a=10.0.0.1 aaaa= "
+	    "origin=x.foo.svc.cluster.local");
+	nds_table_unref(t);
+}
+
+static void
+test_invalid_ips_are_dropped(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "mixed.example", "External", NULL, NULL,
+	    LIST("192.0.2.0/24", "01.2.3.4", "fe80::1%eth0", "bogus", "",
+	        " 192.0.2.5", "192.0.2.5", "::ffff:1.2.3.4", "192.0.2.5",
+	        "1.2.3", "2001:db8::1"),
+	    NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "");
+	expect(t, "mixed.example.",
+	    "a=192.0.2.5,192.0.2.5 aaaa=::ffff:1.2.3.4,2001:db8::1 "
+	    "origin=mixed.example");
+	nds_table_unref(t);
+}
+
+static void
+test_entry_without_valid_ip_is_skipped(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "bad.ns1.svc.cluster.local", "Kubernetes", "bad", "ns1",
+	    LIST("not-an-ip", "10.0.0.0/8"), LIST("bad.alt"));
+	add(nt, "none.example", "External", NULL, NULL, NULL, NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "bad.ns1.svc.cluster.local.", "ENOENT");
+	expect(t, "bad.", "ENOENT");
+	expect(t, "bad.alt.", "ENOENT");
+	expect(t, "none.example.", "ENOENT");
+	expect(t, "none.example.ns1.svc.cluster.local.", "ENOENT");
+	assert_int_equal(nds_table_entries(t), 2);
+	assert_int_equal(nds_table_names(t), 0);
+	nds_table_unref(t);
+}
+
+static void
+test_kubernetes_key_with_trailing_dot_names_nothing(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "dot.ns1.svc.cluster.local.", "Kubernetes", "dot", "ns1",
+	    LIST("10.0.0.1"), LIST("dot.alt"));
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "dot.ns1.svc.cluster.local.", "ENOENT");
+	expect(t, "dot.ns1.svc.cluster.local..", "ENOENT");
+	expect(t, "dot.", "ENOENT");
+	expect(t, "dot.alt.", "ENOENT");
+	assert_int_equal(nds_table_names(t), 0);
+	nds_table_unref(t);
+}
+
+static void
+test_external_key_with_trailing_dot_gets_no_extra_dot(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	expect(t, "example.localhost.",
+	    "a=3.3.3.3 aaaa= origin=example.localhost.");
+	expect(t, "example.localhost.ns1.svc.cluster.local.",
+	    "cname=example.localhost. a=3.3.3.3 aaaa= "
+	    "origin=example.localhost.");
+	nds_table_unref(t);
+}
+
+static void
+test_external_ignores_alt_hosts_and_short_forms(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "se.ns1.svc.cluster.local", "External", "se", "ns1",
+	    LIST("192.0.2.1"), LIST("se.alt"));
+	add(nt, "k.ns1.svc.cluster.local", "kubernetes", "k", "ns1",
+	    LIST("192.0.2.2"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	expect(t, "se.", "ENOENT");
+	expect(t, "se.ns1.", "ENOENT");
+	expect(t, "se.alt.", "ENOENT");
+	expect(t, "k.", "ENOENT"); /* only "Kubernetes" exactly counts */
+	assert_int_equal(nds_table_names(t), 2);
+	nds_table_unref(t);
+}
+
+static void
+test_wildcard_does_not_match_apex(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	expect(t, "wildcard.", "ENOENT");
+	expect(t, "b.wildcard.", "a=10.10.10.10 aaaa= origin=*.wildcard");
+	expect(t, "*.wildcard.", "a=10.10.10.10 aaaa= origin=*.wildcard");
+	expect(t, "x.y.z.wildcard.", "a=10.10.10.10 aaaa= origin=*.wildcard");
+	expect(t, "x.a.b.wildcard.", "a=11.11.11.11 aaaa= origin=*.b.wildcard");
+	expect(t, "svc.mesh.company.net.", "ENOENT");
+	nds_table_unref(t);
+}
+
+static void
+test_root_wildcard_is_never_probed(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "*", "External", NULL, NULL, LIST("192.0.2.1"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", NULL);
+	expect(t, "foo.", "ENOENT");
+	expect(t, "foo.bar.", "ENOENT");
+	expect(t, "*.", "a=192.0.2.1 aaaa= origin=*");
+	nds_table_unref(t);
+}
+
+static void
+test_wildcard_probe_may_hit_cname_owner(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	/* "*.b.wildcard.ns1..." is a CNAME owner, found by a probe. */
+	expect(t, "x.b.wildcard.ns1.svc.cluster.local.",
+	    "cname=x.b.wildcard. a=11.11.11.11 aaaa= origin=*.b.wildcard");
+	/* Exact hit on the CNAME owner itself. */
+	expect(t, "*.wildcard.ns1.svc.cluster.local.",
+	    "cname=*.wildcard. a=10.10.10.10 aaaa= origin=*.wildcard");
+	/* Deeper names: the concrete target keeps every label. */
+	expect(t, "p.q.wildcard.ns1.svc.cluster.local.",
+	    "cname=p.q.wildcard. a=10.10.10.10 aaaa= origin=*.wildcard");
+	nds_table_unref(t);
+}
+
+static void
+test_concrete_target_points_into_query(void **state)
+{
+	static const char q[] = "foo.wildcard.ns1.svc.cluster.local.XYZ";
+	struct nds_table *t = fixture();
+	struct nds_answer a;
+
+	(void)state;
+	assert_int_equal(nds_table_lookup(t, q, sizeof(q) - 4, &a), 0);
+	assert_ptr_equal(a.target, q);
+	assert_int_equal(a.target_len, strlen("foo.wildcard."));
+	nds_table_unref(t);
+}
+
+static void
+test_keys_and_names_are_lower_cased(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "WWW.Example.COM", "External", NULL, NULL, LIST("192.0.2.1"),
+	    NOALT);
+	add(nt, "Web.NS1.svc.cluster.local", "Kubernetes", "Web", "ns1",
+	    LIST("10.0.0.1"), LIST("Web.Alt.Example"));
+	t = build(nt, "ns1", "NS1.Svc.Cluster.Local", "NS1.svc.cluster.LOCAL.");
+	expect(t, "www.example.com.",
+	    "a=192.0.2.1 aaaa= origin=WWW.Example.COM");
+	expect(t, "www.example.com.ns1.svc.cluster.local.",
+	    "cname=www.example.com. a=192.0.2.1 aaaa= "
+	    "origin=WWW.Example.COM");
+	expect(t, "web.", "a=10.0.0.1 aaaa= origin=Web.NS1.svc.cluster.local");
+	expect(t, "web.ns1.svc.",
+	    "a=10.0.0.1 aaaa= "
+	    "origin=Web.NS1.svc.cluster.local");
+	expect(t, "web.alt.example.",
+	    "a=10.0.0.1 aaaa= origin=Web.NS1.svc.cluster.local");
+	expect(t, "WWW.Example.COM.", "ENOENT");
+	nds_table_unref(t);
+}
+
+static void
+test_duplicate_key_last_wins(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "dup.example", "External", NULL, NULL, LIST("192.0.2.1"),
+	    NOALT);
+	add(nt, "dup.example", "External", NULL, NULL, LIST("192.0.2.2"),
+	    NOALT);
+	assert_int_equal(nds_nametable_count(nt), 1);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "");
+	expect(t, "dup.example.", "a=192.0.2.2 aaaa= origin=dup.example");
+	assert_int_equal(nds_table_entries(t), 1);
+	nds_table_unref(t);
+}
+
+static void
+test_nametable_rejects_empty_key(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_nameinfo in = {0};
+
+	(void)state;
+	assert_int_equal(nds_nametable_add(nt, "", &in), -EINVAL);
+	assert_int_equal(nds_nametable_add(nt, NULL, &in), -EINVAL);
+	assert_int_equal(nds_nametable_add(nt, "k", NULL), 0);
+	assert_int_equal(nds_nametable_count(nt), 1);
+	nds_nametable_destroy(nt);
+	nds_nametable_destroy(NULL);
+}
+
+static void
+test_many_entries_grow_the_indexes(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+	char key[64], q[128], want[128];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "s%d.n%d.svc.cluster.local", i,
+		    i % 7);
+		snprintf(q, sizeof(q), "s%d", i);
+		snprintf(want, sizeof(want), "n%d", i % 7);
+		add(nt, key, "Kubernetes", q, want, LIST("10.0.0.1"), NOALT);
+	}
+	assert_int_equal(nds_nametable_count(nt), 5000);
+	t = build(nt, "n0", "n0.svc.cluster.local", "n0.svc.cluster.local");
+	for (i = 0; i < 5000; i += 7) {
+		snprintf(q, sizeof(q), "s%d.n%d.svc.", i, i % 7);
+		snprintf(want, sizeof(want),
+		    "a=10.0.0.1 aaaa= origin=s%d.n%d.svc.cluster.local", i,
+		    i % 7);
+		expect(t, q, want);
+	}
+	nds_table_unref(t);
+}
+
+static void
+test_empty_table_knows_nothing(void **state)
+{
+	struct nds_table *t = build(nametable(), "ns1", "ns1.svc.cluster.local",
+	    "ns1.svc.cluster.local");
+
+	(void)state;
+	expect(t, "anything.", "ENOENT");
+	expect(t, ".", "ENOENT");
+	assert_int_equal(nds_table_entries(t), 0);
+	assert_int_equal(nds_table_names(t), 0);
+	nds_table_unref(t);
+}
+
+static void
+test_lookup_bounds(void **state)
+{
+	struct nds_table *t = fixture();
+	struct nds_answer a;
+	char big[600];
+
+	(void)state;
+	memset(big, 'a', sizeof(big));
+	big[sizeof(big) - 1] = '.';
+	assert_int_equal(nds_table_lookup(t, big, sizeof(big), &a), -ENOENT);
+	assert_int_equal(nds_table_lookup(t, big, 0, &a), -ENOENT);
+	assert_int_equal(nds_table_lookup(t, NULL, 3, &a), -EINVAL);
+	assert_int_equal(nds_table_lookup(NULL, "a.", 2, &a), -EINVAL);
+	/* qname needs no NUL: only qlen bytes count. */
+	assert_int_equal(nds_table_lookup(t, "productpage.XYZ", 12, &a), 0);
+	assert_null(a.target);
+	nds_table_unref(t);
+}
+
+static void
+test_long_names_are_not_generated(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+	char key[300], want[400];
+
+	(void)state;
+	/* 240 + ".ns1.svc.cluster.local": the FQDN is over 255 bytes. */
+	memset(key, 'a', 240);
+	snprintf(key + 240, sizeof(key) - 240, ".ns1.svc.cluster.local");
+	add(nt, key, "Kubernetes", "s", "ns1", LIST("10.0.0.1"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "ns1.svc.cluster.local");
+	/* Short forms exist; their CNAMEs need the FQDN, so none. */
+	snprintf(want, sizeof(want), "a=10.0.0.1 aaaa= origin=%s", key);
+	expect(t, "s.ns1.", want);
+	expect(t, "s.", want);
+	expect(t, "s.ns1.ns1.svc.cluster.local.", "ENOENT");
+	assert_int_equal(nds_table_names(t), 3);
+	nds_table_unref(t);
+}
+
+static void
+test_build_rejects_missing_arguments(void **state)
+{
+	struct nds_build_opts o = {0};
+	struct nds_table *t = (struct nds_table *)&o;
+	char err[128] = "";
+
+	(void)state;
+	assert_int_equal(nds_table_build(nametable(), NULL, &t, err,
+	                     sizeof(err)),
+	    -EINVAL);
+	assert_null(t);
+	assert_true(strlen(err) > 0);
+	assert_int_equal(nds_table_build(NULL, &o, &t, NULL, 0), -EINVAL);
+}
+
+static void
+test_build_survives_every_allocation_failure(void **state)
+{
+	struct nds_nametable *nt;
+	struct nds_table *t;
+	char err[128];
+	long k;
+	int rc = -ENOMEM;
+
+	(void)state;
+	for (k = 0; rc != 0; k++) {
+		struct nds_build_opts o = {.namespace = "ns1",
+		    .domain = "ns1.svc.cluster.local",
+		    .search0 = "ns1.svc.cluster.local"};
+
+		nt = nametable();
+		fixture_add(nt);
+		alloc_fail_at = k;
+		rc = nds_table_build(nt, &o, &t, err, sizeof(err));
+		alloc_fail_at = -1;
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, -ENOMEM);
+		assert_null(t);
+		assert_non_null(strstr(err, "out of memory"));
+	}
+	assert_true(k > 10);
+	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
+	nds_table_unref(t);
+}
+
+static void
+test_nametable_add_survives_allocation_failure(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_nameinfo in = {0};
+	char key[32];
+	int i, failed = 0;
+
+	(void)state;
+	for (i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		alloc_fail_at = i % 3;
+		if (nds_nametable_add(nt, key, &in) == -ENOMEM)
+			failed++;
+		alloc_fail_at = -1;
+	}
+	assert_true(failed > 0);
+	assert_int_equal(nds_nametable_count(nt), 200 - failed);
+	nds_nametable_destroy(nt);
+}
+
+static void
+test_references_keep_the_table(void **state)
+{
+	struct nds_table *t = fixture();
+
+	(void)state;
+	assert_ptr_equal(nds_table_ref(t), t);
+	nds_table_unref(t);
+	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
+	nds_table_unref(t);
+	nds_table_unref(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_spec8_local_answers),
+	    cmocka_unit_test(test_spec8_forwarded_names_are_unknown),
+	    cmocka_unit_test(test_fixture_counts_entries_and_names),
+	    cmocka_unit_test(test_search_cname_of_short_form_targets_fqdn),
+	    cmocka_unit_test(test_alt_host_search_cname_targets_itself),
+	    cmocka_unit_test(test_worked_example_proxy_in_default),
+	    cmocka_unit_test(test_worked_example_proxy_in_bookinfo),
+	    cmocka_unit_test(test_service_entry_gets_search_cname_to_itself),
+	    cmocka_unit_test(test_per_pod_headless_names),
+	    cmocka_unit_test(test_domain_suffix_respects_label_boundary),
+	    cmocka_unit_test(test_short_forms_need_shortname_and_namespace),
+	    cmocka_unit_test(test_empty_namespace_gives_fqdns_only),
+	    cmocka_unit_test(
+	        test_domain_not_starting_with_namespace_is_used_as_is),
+	    cmocka_unit_test(test_own_namespace_short_name_cname_targets_fqdn),
+	    cmocka_unit_test(test_kubernetes_beats_external_in_either_order),
+	    cmocka_unit_test(test_external_duplicates_append_ips_per_family),
+	    cmocka_unit_test(test_later_kubernetes_key_replaces),
+	    cmocka_unit_test(test_address_name_never_becomes_cname),
+	    cmocka_unit_test(test_cname_collision_later_key_replaces),
+	    cmocka_unit_test(test_invalid_ips_are_dropped),
+	    cmocka_unit_test(test_entry_without_valid_ip_is_skipped),
+	    cmocka_unit_test(
+	        test_kubernetes_key_with_trailing_dot_names_nothing),
+	    cmocka_unit_test(
+	        test_external_key_with_trailing_dot_gets_no_extra_dot),
+	    cmocka_unit_test(test_external_ignores_alt_hosts_and_short_forms),
+	    cmocka_unit_test(test_wildcard_does_not_match_apex),
+	    cmocka_unit_test(test_root_wildcard_is_never_probed),
+	    cmocka_unit_test(test_wildcard_probe_may_hit_cname_owner),
+	    cmocka_unit_test(test_concrete_target_points_into_query),
+	    cmocka_unit_test(test_keys_and_names_are_lower_cased),
+	    cmocka_unit_test(test_duplicate_key_last_wins),
+	    cmocka_unit_test(test_nametable_rejects_empty_key),
+	    cmocka_unit_test(test_many_entries_grow_the_indexes),
+	    cmocka_unit_test(test_empty_table_knows_nothing),
+	    cmocka_unit_test(test_lookup_bounds),
+	    cmocka_unit_test(test_long_names_are_not_generated),
+	    cmocka_unit_test(test_build_rejects_missing_arguments),
+	    cmocka_unit_test(test_build_survives_every_allocation_failure),
+	    cmocka_unit_test(test_nametable_add_survives_allocation_failure),
+	    cmocka_unit_test(test_references_keep_the_table),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
