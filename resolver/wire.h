@@ -151,7 +151,8 @@ struct rsv_query {
  * byte after the header -> REFUSED; any malformed name or RR, trailing
  * bytes, or a second OPT -> FORMERR; OPT version > 0 -> BADVERS.
  * hdr is filled for every result but DROP; has_question says whether the
- * question could be read (an error reply echoes it then).
+ * (first) question could be read, also for NOTIMP and the count rules
+ * (an error reply echoes it then).
  */
 enum rsv_parse rsv_query_parse(const uint8_t *pkt, size_t len,
     struct rsv_query *q);

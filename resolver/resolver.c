@@ -1,0 +1,148 @@
+/*
+ * resolver.c: the query entry point.  Runs the pre-handler rules, answers
+ * from the table, and hands everything else to the forwarding path.
+ */
+#include "resolver/resolver.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nds/nds.h"
+#include "resolver/answer.h"
+#include "resolver/wire.h"
+
+struct rsv {
+	struct event_base *base;  /* borrowed; drives forwarding */
+	struct rsv_rng rng;       /* D6 random source */
+	struct rsv_stats stats;   /* counters for the admin surface */
+	uint8_t out[RSV_MSG_MAX]; /* reply scratch, used within one call */
+};
+
+static uint32_t
+rsv_default_rand(uint32_t bound, void *arg)
+{
+	(void)arg;
+	return arc4random_uniform(bound); /* unbiased (glibc >= 2.36) */
+}
+
+int
+rsv_create(struct event_base *base, const struct rsv_config *cfg,
+    struct rsv **out)
+{
+	struct rsv *r;
+
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -ENOMEM;
+	r->base = base;
+	r->rng.fn = rsv_default_rand;
+	if (cfg != NULL && cfg->rand != NULL) {
+		r->rng.fn = cfg->rand;
+		r->rng.arg = cfg->rand_arg;
+	}
+	*out = r;
+	return 0;
+}
+
+void
+rsv_destroy(struct rsv *r)
+{
+	free(r);
+}
+
+const struct rsv_stats *
+rsv_stats(const struct rsv *r)
+{
+	return &r->stats;
+}
+
+static void
+rsv_count_reply(struct rsv *r, enum rsv_source src, const uint8_t *reply,
+    size_t len)
+{
+	unsigned rcode;
+
+	if (len < RSV_HDR_LEN)
+		return;
+	rcode = RSV_RCODE(rsv_get16(reply + 2));
+	r->stats.responses[src][rcode]++;
+}
+
+/* Replies with an rcode of our own (SERVFAIL, FORMERR, ...). */
+static void
+rsv_reply_error(struct rsv *r, const struct rsv_query *q, int rcode,
+    int with_opt, rsv_reply_fn cb, void *arg)
+{
+	size_t len = 0;
+
+	if (rsv_answer_error(q, rcode, with_opt, r->out, sizeof(r->out),
+	        &len) != 0)
+		len = 0; /* cannot happen: a question always fits */
+	if (len > 0)
+		r->stats.responses[RSV_SRC_ERROR][rcode < 24 ? rcode : 23]++;
+	else
+		r->stats.dropped++;
+	cb(len > 0 ? r->out : NULL, len, arg);
+}
+
+/*
+ * Everything the table does not answer.  Forwarding to the cluster
+ * resolver is a later step (issue "Forwarding"); until then such queries
+ * get SERVFAIL, which tells the client to try its next server.
+ */
+static void
+rsv_forward(struct rsv *r, const struct rsv_query *q, enum rsv_transport tr,
+    rsv_reply_fn cb, void *arg)
+{
+	(void)tr;
+	rsv_reply_error(r, q, RSV_SERVFAIL, 1, cb, arg);
+}
+
+static unsigned
+rsv_qtype_class(uint16_t qtype)
+{
+	return qtype == RSV_TYPE_A ? 0 : qtype == RSV_TYPE_AAAA ? 1 : 2;
+}
+
+int
+rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
+    size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg)
+{
+	struct rsv_query q;
+	enum rsv_parse pr;
+	size_t outlen;
+	int rc;
+
+	pr = rsv_query_parse(pkt, len, &q);
+	if (pr == RSV_PARSE_DROP) {
+		r->stats.malformed++;
+		r->stats.dropped++;
+		cb(NULL, 0, arg);
+		return 0;
+	}
+	if (pr != RSV_PARSE_OK) {
+		r->stats.malformed++;
+		rsv_reply_error(r, &q, rsv_parse_rcode(pr), 0, cb, arg);
+		return 0;
+	}
+	r->stats.requests++;
+	r->stats.queries[tr][rsv_qtype_class(q.qtype)]++;
+	if (t == NULL) { /* D7: no table yet */
+		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, cb, arg);
+		return 0;
+	}
+	rc = rsv_answer_local(t, &q, tr, &r->rng, r->out, sizeof(r->out),
+	    &outlen);
+	if (rc == -ENOENT) {
+		rsv_forward(r, &q, tr, cb, arg);
+		return 0;
+	}
+	if (rc != 0) { /* out of memory for a huge shuffle */
+		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, cb, arg);
+		return 0;
+	}
+	rsv_count_reply(r, RSV_SRC_LOCAL, r->out, outlen);
+	cb(r->out, outlen, arg);
+	return 0;
+}
