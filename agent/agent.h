@@ -1,0 +1,130 @@
+/*
+ * agent.h: private to agent/.  The dnsproxy process: configuration from
+ * flags and environment, logging, listeners, and the process context.
+ *
+ *	agent_config_parse(argc, argv, getenv, &cfg, err, sizeof(err));
+ *	agent_log_setup(cfg.log_level, cfg.log_format);
+ *	agent_listeners_open(ctx, &cfg) ... event_base_dispatch(base);
+ */
+#ifndef DNSPROXY_AGENT_H
+#define DNSPROXY_AGENT_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct nds_table;
+struct rsv;
+
+#define AGENT_LISTEN_MAX 16
+#define AGENT_DNS_PORT 15053
+
+/* TCP limits (D10). */
+#define AGENT_TCP_MAX_CONNS 1024
+#define AGENT_TCP_MAX_QUERIES 128
+#define AGENT_TCP_IDLE_SEC 8
+
+enum agent_log_level {
+	LOG_LVL_DEBUG,
+	LOG_LVL_INFO,
+	LOG_LVL_WARN,
+	LOG_LVL_ERROR
+};
+enum agent_log_format { LOG_FMT_TEXT, LOG_FMT_JSON };
+enum agent_mode { AGENT_RUN, AGENT_HELP, AGENT_VERSION };
+
+/* One listen address; UDP and TCP are both opened on it. */
+struct agent_addr {
+	struct sockaddr_storage ss; /* IPv4 or IPv6 address and port */
+	socklen_t len;              /* bytes used in ss */
+	int optional;               /* skip with a warning if the family is
+	                             * unavailable (::1 of a default or
+	                             * localhost:P) */
+	char text[64];              /* "127.0.0.1:15053", "[::1]:15053" */
+};
+
+struct agent_config {
+	enum agent_mode mode;
+	struct agent_addr listen[AGENT_LISTEN_MAX];
+	size_t nlisten;
+	const char *table_path;  /* --table, or NULL */
+	const char *ns;          /* --namespace / POD_NAMESPACE, or NULL */
+	const char *domain;      /* --domain, or points at domain_buf */
+	char domain_buf[256];    /* default "<ns>.svc.cluster.local" */
+	const char *resolv_conf; /* --resolv-conf, default /etc/resolv.conf */
+	uint32_t ttl;            /* --ttl, default 30 (D8) */
+	uint32_t tcp_max_conns;  /* --max-tcp-connections, default 1024 */
+	enum agent_log_level log_level;
+	enum agent_log_format log_format;
+};
+
+typedef const char *(*agent_getenv_fn)(const char *name);
+
+/*
+ * Fills cfg from argv and the environment (a flag wins over its variable).
+ * 0, or -EINVAL with a message naming the flag in err (usage error: the
+ * caller exits 2).  Strings point into argv or the environment.
+ */
+int agent_config_parse(int argc, char **argv, agent_getenv_fn env,
+    struct agent_config *cfg, char *err, size_t errlen);
+
+/* Parses one listen address ("IP:PORT", "[IPv6]:PORT", "localhost:PORT")
+ * and appends it (two entries for localhost) to cfg.  0 or -EINVAL. */
+int agent_config_add_listen(struct agent_config *cfg, const char *text,
+    char *err, size_t errlen);
+
+/* Usage text (the --help output). */
+void agent_usage(FILE *out);
+
+/* Logging: to stderr, one line per event. */
+void agent_log_setup(enum agent_log_level level, enum agent_log_format fmt);
+void agent_log(enum agent_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define log_debug(...) agent_log(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...) agent_log(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) agent_log(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) agent_log(LOG_LVL_ERROR, __VA_ARGS__)
+
+/* What the listeners need from the process. */
+struct agent_server {
+	struct event_base *base;        /* the one loop */
+	struct rsv *rsv;                /* answers queries */
+	struct nds_table *const *table; /* the live table slot (may be NULL) */
+};
+
+struct agent_listeners;
+
+/*
+ * Opens UDP and TCP on every configured address.  A bind failure is an
+ * error (-errno, err names the address); an optional ::1 that the host
+ * cannot bind is skipped with a warning.
+ */
+int agent_listeners_open(const struct agent_server *srv,
+    const struct agent_config *cfg, struct agent_listeners **out, char *err,
+    size_t errlen);
+
+/* Stops accepting and reading new queries; replies still owed go out (UDP
+ * sockets stay open, TCP connections flush).  Returns what is still busy,
+ * as agent_listeners_busy(). */
+size_t agent_listeners_stop(struct agent_listeners *l);
+
+/* TCP connections still open plus UDP queries awaiting their reply. */
+size_t agent_listeners_busy(const struct agent_listeners *l);
+
+/* NULL-safe; closes everything at once. */
+void agent_listeners_close(struct agent_listeners *l);
+
+/* Counters of the listeners (TCP connections open / rejected). */
+struct agent_listen_stats {
+	uint64_t tcp_open;
+	uint64_t tcp_rejected;
+	uint64_t udp_recv_errors;
+	uint64_t udp_dropped; /* no reply context free */
+};
+const struct agent_listen_stats *
+agent_listeners_stats(const struct agent_listeners *l);
+
+#endif

@@ -1,0 +1,397 @@
+/*
+ * config.c: command line and environment to struct agent_config
+ * (SPEC §0.1).  A flag wins over its environment variable.  Usage errors
+ * come back as -EINVAL with a message naming the flag; main() exits 2.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+
+enum {
+	OPT_LISTEN = 256,
+	OPT_TABLE,
+	OPT_NAMESPACE,
+	OPT_DOMAIN,
+	OPT_RESOLV_CONF,
+	OPT_TTL,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+	OPT_TCP_MAX,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option config_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"table", required_argument, NULL, OPT_TABLE},
+    {"namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"domain", required_argument, NULL, OPT_DOMAIN},
+    {"resolv-conf", required_argument, NULL, OPT_RESOLV_CONF},
+    {"ttl", required_argument, NULL, OPT_TTL},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"max-tcp-connections", required_argument, NULL, OPT_TCP_MAX},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+void
+agent_usage(FILE *out)
+{
+	fputs(
+	    "Usage: dnsproxy [OPTIONS]\n"
+	    "\n"
+	    "Per-pod DNS proxy: answers A/AAAA for mesh names from a "
+	    "NameTable\n"
+	    "and hands every other query to the forwarding path.\n"
+	    "\n"
+	    "  --listen ADDR        UDP+TCP listen address, repeatable\n"
+	    "                       (IP:PORT, [IPv6]:PORT or localhost:PORT =\n"
+	    "                       both families; env DNS_PROXY_ADDR, comma-\n"
+	    "                       separated; default 127.0.0.1:15053 and\n"
+	    "                       [::1]:15053)\n"
+	    "  --table FILE         NameTable, proto3 JSON; re-read on SIGHUP\n"
+	    "                       (a bad file is logged, the old table "
+	    "kept)\n"
+	    "  --namespace NS       the pod's namespace (env POD_NAMESPACE);\n"
+	    "                       unset: FQDNs only, no short names\n"
+	    "  --domain D           proxy domain (default "
+	    "NS.svc.cluster.local)\n"
+	    "  --resolv-conf FILE   search list source (default "
+	    "/etc/resolv.conf)\n"
+	    "  --ttl SECONDS        TTL of local answers (default 30)\n"
+	    "  --max-tcp-connections N\n"
+	    "                       concurrent TCP clients; more are closed "
+	    "at\n"
+	    "                       accept (default 1024)\n"
+	    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+	    "  --log-format FORMAT  text or json (default text)\n"
+	    "  --help               this text\n"
+	    "  --version            print the version\n"
+	    "\n"
+	    "Until a table is loaded every query gets SERVFAIL.  Queries the\n"
+	    "table cannot answer get SERVFAIL (forwarding is not built yet).\n"
+	    "SIGHUP reloads --table; SIGTERM/SIGINT stop (exit 0).\n"
+	    "Exit codes: 0 ok, 1 runtime or file error, 2 usage error.\n",
+	    out);
+}
+
+static int config_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+config_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* "PORT" -> 1..65535. */
+static int
+config_port(const char *s, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int
+config_push(struct agent_config *cfg, int family, const char *host,
+    uint16_t port, int optional)
+{
+	struct agent_addr *a;
+	int n;
+
+	if (cfg->nlisten >= AGENT_LISTEN_MAX)
+		return -E2BIG;
+	a = &cfg->listen[cfg->nlisten];
+	memset(a, 0, sizeof(*a));
+	a->optional = optional;
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return -EINVAL;
+		a->len = sizeof(*sin);
+		n = snprintf(a->text, sizeof(a->text), "%s:%u", host, port);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		a->len = sizeof(*sin6);
+		n = snprintf(a->text, sizeof(a->text), "[%s]:%u", host, port);
+	}
+	if (n < 0 || (size_t)n >= sizeof(a->text))
+		return -EINVAL;
+	cfg->nlisten++;
+	return 0;
+}
+
+int
+agent_config_add_listen(struct agent_config *cfg, const char *text, char *err,
+    size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	uint16_t port;
+	size_t hlen;
+	int rc;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL || close[1] != ':')
+			goto bad;
+		hlen = (size_t)(close - text - 1);
+		if (hlen == 0 || hlen >= sizeof(host))
+			goto bad;
+		memcpy(host, text + 1, hlen);
+		host[hlen] = '\0';
+		if (config_port(close + 2, &port) != 0)
+			goto bad;
+		rc = config_push(cfg, AF_INET6, host, port, 0);
+	} else {
+		if ((colon = strrchr(text, ':')) == NULL ||
+		    memchr(text, ':', (size_t)(colon - text)) != NULL)
+			goto bad;
+		hlen = (size_t)(colon - text);
+		if (hlen == 0 || hlen >= sizeof(host) ||
+		    config_port(colon + 1, &port) != 0)
+			goto bad;
+		memcpy(host, text, hlen);
+		host[hlen] = '\0';
+		if (strcmp(host, "localhost") == 0) {
+			if ((rc = config_push(cfg, AF_INET, "127.0.0.1", port,
+			         0)) == 0)
+				rc = config_push(cfg, AF_INET6, "::1", port, 1);
+		} else
+			rc = config_push(cfg, AF_INET, host, port, 0);
+	}
+	if (rc == -E2BIG)
+		return config_fail(err, errlen,
+		    "--listen %s: too many listen addresses (max %d)", text,
+		    AGENT_LISTEN_MAX);
+	if (rc == 0)
+		return 0;
+bad:
+	return config_fail(err, errlen,
+	    "--listen %s: expected IP:PORT, [IPv6]:PORT or localhost:PORT",
+	    text);
+}
+
+/* DNS_PROXY_ADDR: a comma-separated list of listen addresses. */
+static int
+config_listen_env(struct agent_config *cfg, const char *list, char *err,
+    size_t errlen)
+{
+	char buf[1024], *save = NULL, *tok;
+	int n = snprintf(buf, sizeof(buf), "%s", list);
+
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return config_fail(err, errlen, "DNS_PROXY_ADDR: %s",
+		    "too long");
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if (*tok == '\0')
+			continue;
+		if (agent_config_add_listen(cfg, tok, err, errlen) != 0) {
+			char inner[256];
+
+			snprintf(inner, sizeof(inner), "%s", err);
+			return config_fail(err, errlen, "DNS_PROXY_ADDR: %s",
+			    inner);
+		}
+	}
+	return 0;
+}
+
+/* Decimal 0..INT32_MAX (TTLs, counts). */
+static int
+config_uint(const char *s, uint32_t *ttl)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > INT32_MAX)
+		return -EINVAL;
+	*ttl = (uint32_t)v;
+	return 0;
+}
+
+static int
+config_level(const char *s, enum agent_log_level *lvl)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*lvl = (enum agent_log_level)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static void
+config_defaults(struct agent_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mode = AGENT_RUN;
+	cfg->resolv_conf = "/etc/resolv.conf";
+	cfg->ttl = 30;
+	cfg->tcp_max_conns = AGENT_TCP_MAX_CONNS;
+	cfg->log_level = LOG_LVL_INFO;
+	cfg->log_format = LOG_FMT_TEXT;
+}
+
+/* One flag; listen addresses are collected by the caller. */
+static int
+config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
+    size_t errlen)
+{
+	switch (opt) {
+	case OPT_TABLE:
+		cfg->table_path = arg;
+		return 0;
+	case OPT_NAMESPACE:
+		cfg->ns = arg;
+		return 0;
+	case OPT_DOMAIN:
+		cfg->domain = arg;
+		return 0;
+	case OPT_RESOLV_CONF:
+		cfg->resolv_conf = arg;
+		return 0;
+	case OPT_TTL:
+		if (config_uint(arg, &cfg->ttl) != 0)
+			return config_fail(err, errlen,
+			    "--ttl %s: expected seconds (0..2147483647)", arg);
+		return 0;
+	case OPT_TCP_MAX:
+		if (config_uint(arg, &cfg->tcp_max_conns) != 0 ||
+		    cfg->tcp_max_conns == 0 || cfg->tcp_max_conns > 1000000)
+			return config_fail(err, errlen,
+			    "--max-tcp-connections %s: expected 1..1000000",
+			    arg);
+		return 0;
+	case OPT_LOG_LEVEL:
+		if (config_level(arg, &cfg->log_level) != 0)
+			return config_fail(err, errlen,
+			    "--log-level %s: expected debug, info, warn or "
+			    "error",
+			    arg);
+		return 0;
+	case OPT_LOG_FORMAT:
+		if (strcmp(arg, "text") == 0)
+			cfg->log_format = LOG_FMT_TEXT;
+		else if (strcmp(arg, "json") == 0)
+			cfg->log_format = LOG_FMT_JSON;
+		else
+			return config_fail(err, errlen,
+			    "--log-format %s: expected text or json", arg);
+		return 0;
+	case OPT_HELP:
+		cfg->mode = AGENT_HELP;
+		return 0;
+	case OPT_VERSION:
+		cfg->mode = AGENT_VERSION;
+		return 0;
+	}
+	return config_fail(err, errlen, "internal: unhandled option %d", opt);
+}
+
+/* Environment fallbacks and derived defaults, after the flags. */
+static int
+config_finish(struct agent_config *cfg, int listen_flag, agent_getenv_fn env,
+    char *err, size_t errlen)
+{
+	const char *v;
+	int n, rc;
+
+	if (!listen_flag) {
+		if ((v = env("DNS_PROXY_ADDR")) != NULL && *v != '\0') {
+			if ((rc = config_listen_env(cfg, v, err, errlen)) != 0)
+				return rc;
+		}
+		if (cfg->nlisten == 0) {
+			config_push(cfg, AF_INET, "127.0.0.1", AGENT_DNS_PORT,
+			    0);
+			config_push(cfg, AF_INET6, "::1", AGENT_DNS_PORT, 1);
+		}
+	}
+	if (cfg->ns == NULL && (v = env("POD_NAMESPACE")) != NULL)
+		cfg->ns = v;
+	if (cfg->ns != NULL && *cfg->ns == '\0')
+		cfg->ns = NULL;
+	if (cfg->domain == NULL && cfg->ns != NULL) {
+		n = snprintf(cfg->domain_buf, sizeof(cfg->domain_buf),
+		    "%s.svc.cluster.local", cfg->ns);
+		if (n < 0 || (size_t)n >= sizeof(cfg->domain_buf))
+			return config_fail(err, errlen,
+			    "--namespace %s: too long", cfg->ns);
+		cfg->domain = cfg->domain_buf;
+	}
+	return 0;
+}
+
+int
+agent_config_parse(int argc, char **argv, agent_getenv_fn env,
+    struct agent_config *cfg, char *err, size_t errlen)
+{
+	int opt, rc, listen_flag = 0;
+
+	config_defaults(cfg);
+	optind = 0; /* GNU: full re-initialisation, so tests can call twice */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":", config_options, NULL)) !=
+	       -1) {
+		if (opt == '?')
+			return config_fail(err, errlen,
+			    "unknown option %s (see --help)", argv[optind - 1]);
+		if (opt == ':')
+			return config_fail(err, errlen,
+			    "option %s needs a value", argv[optind - 1]);
+		if (opt == OPT_LISTEN) {
+			listen_flag = 1;
+			rc = agent_config_add_listen(cfg, optarg, err, errlen);
+		} else
+			rc = config_flag(cfg, opt, optarg, err, errlen);
+		if (rc != 0)
+			return rc;
+	}
+	if (optind < argc)
+		return config_fail(err, errlen,
+		    "unexpected argument \"%s\" (see --help)", argv[optind]);
+	return config_finish(cfg, listen_flag, env, err, errlen);
+}

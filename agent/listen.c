@@ -1,0 +1,642 @@
+/*
+ * listen.c: the DNS listeners (SPEC §3 "Listeners", D1, D10).
+ *
+ * UDP: one socket per address; up to UDP_BATCH datagrams per wakeup, each
+ * read whole (65535 bytes, D1); the reply leaves from the address the
+ * query arrived on (pktinfo on wildcard binds), as conntrack needs.
+ *
+ * TCP: 2-byte framing (RFC 1035 §4.2.2); every complete frame in the input
+ * is served, so pipelined queries work; 128 queries per connection, then
+ * close; 8 s idle; at most 1024 connections; accept() pauses for a second
+ * when the process is out of descriptors.  Output is bounded: reading
+ * pauses while a client leaves more than TCP_OUT_MAX bytes unread.
+ *
+ * Each query's reply context (struct udp_req, or the tcp_conn with its
+ * inflight count) lives until the resolver's callback has run, so a reply
+ * that comes later (forwarding) finds its client.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "resolver/resolver.h"
+
+#define UDP_BATCH 32              /* datagrams per wakeup (libuv reads 32) */
+#define UDP_REQ_MAX 8192          /* reply contexts alive at once */
+#define TCP_FRAME_MAX (2 + 65535) /* length prefix + largest message */
+#define TCP_OUT_MAX (64 * 1024)   /* unread reply bytes before we pause */
+#define ACCEPT_PAUSE_SEC 1        /* back-off when out of descriptors */
+
+struct agent_listeners;
+
+struct udp_listener {
+	struct agent_listeners *owner;
+	struct event *ev; /* EV_READ | EV_PERSIST */
+	int fd;
+	int family;
+	int wildcard; /* bound to any-address: use pktinfo */
+};
+
+/* One UDP query awaiting its reply. */
+struct udp_req {
+	struct udp_listener *ul;      /* socket the query came in on */
+	struct sockaddr_storage peer; /* client */
+	socklen_t peerlen;
+	int has_pi; /* pi holds the local address */
+	union {
+		struct in_pktinfo v4;
+		struct in6_pktinfo v6;
+	} pi;
+	struct udp_req *next_free; /* free list link */
+};
+
+struct tcp_conn {
+	struct agent_listeners *owner;
+	struct bufferevent *bev; /* NULL once the socket is gone */
+	TAILQ_ENTRY(tcp_conn) entry;
+	unsigned queries;  /* frames read so far */
+	unsigned inflight; /* queries whose reply has not come yet */
+	int closing;       /* read no more; close once flushed */
+	int paused;        /* reading paused for output back-pressure */
+};
+TAILQ_HEAD(tcp_conn_list, tcp_conn);
+
+struct tcp_listener {
+	struct agent_listeners *owner;
+	struct evconnlistener *lev;
+	struct event *resume; /* accept back-off timer */
+	const char *text;     /* address, for logs */
+};
+
+struct agent_listeners {
+	struct agent_server srv;
+	struct udp_listener udp[AGENT_LISTEN_MAX];
+	struct tcp_listener tcp[AGENT_LISTEN_MAX];
+	size_t nudp, ntcp;
+	struct tcp_conn_list conns;
+	size_t nconns;
+	size_t max_conns; /* D10 cap */
+	struct udp_req *free_reqs;
+	size_t nreqs;        /* reply contexts allocated */
+	size_t udp_inflight; /* of which awaiting their reply */
+	int stopping;
+	struct agent_listen_stats stats;
+	uint8_t buf[65536]; /* one datagram, used within one callback */
+};
+
+/* ---- UDP ---- */
+
+static struct udp_req *
+udp_req_get(struct agent_listeners *l)
+{
+	struct udp_req *r = l->free_reqs;
+
+	if (r != NULL)
+		l->free_reqs = r->next_free;
+	else if (l->nreqs < UDP_REQ_MAX && (r = malloc(sizeof(*r))) != NULL)
+		l->nreqs++;
+	else
+		return NULL;
+	l->udp_inflight++;
+	return r;
+}
+
+static void
+udp_req_put(struct agent_listeners *l, struct udp_req *r)
+{
+	l->udp_inflight--;
+	r->next_free = l->free_reqs;
+	l->free_reqs = r;
+}
+
+static void
+udp_reply(const uint8_t *reply, size_t len, void *arg)
+{
+	struct udp_req *r = arg;
+	struct udp_listener *ul = r->ul;
+	union {
+		char v4[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		char v6[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	} cbuf;
+	struct iovec iov = {(void *)reply, len};
+	struct msghdr mh;
+
+	if (len == 0 || ul->fd < 0)
+		goto out;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_name = &r->peer;
+	mh.msg_namelen = r->peerlen;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (r->has_pi) {
+		struct cmsghdr *c;
+
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = &cbuf;
+		mh.msg_controllen =
+		    ul->family == AF_INET ? sizeof(cbuf.v4) : sizeof(cbuf.v6);
+		c = CMSG_FIRSTHDR(&mh);
+		if (ul->family == AF_INET) {
+			c->cmsg_level = IPPROTO_IP;
+			c->cmsg_type = IP_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(r->pi.v4));
+			r->pi.v4.ipi_ifindex = 0;
+			memcpy(CMSG_DATA(c), &r->pi.v4, sizeof(r->pi.v4));
+		} else {
+			c->cmsg_level = IPPROTO_IPV6;
+			c->cmsg_type = IPV6_PKTINFO;
+			c->cmsg_len = CMSG_LEN(sizeof(r->pi.v6));
+			memcpy(CMSG_DATA(c), &r->pi.v6, sizeof(r->pi.v6));
+		}
+	}
+	/* Write errors are ignored (SPEC §3): the client will retry. */
+	(void)sendmsg(ul->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+out:
+	udp_req_put(ul->owner, r);
+}
+
+/* Local address of a datagram from its pktinfo control message. */
+static void
+udp_take_pktinfo(struct udp_req *r, struct msghdr *mh)
+{
+	struct cmsghdr *c;
+
+	r->has_pi = 0;
+	for (c = CMSG_FIRSTHDR(mh); c != NULL; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			memcpy(&r->pi.v4, CMSG_DATA(c), sizeof(r->pi.v4));
+			r->has_pi = 1;
+		} else if (c->cmsg_level == IPPROTO_IPV6 &&
+		           c->cmsg_type == IPV6_PKTINFO) {
+			memcpy(&r->pi.v6, CMSG_DATA(c), sizeof(r->pi.v6));
+			r->has_pi = 1;
+		}
+	}
+}
+
+static void
+udp_receive(evutil_socket_t fd, short what, void *arg)
+{
+	struct udp_listener *ul = arg;
+	struct agent_listeners *l = ul->owner;
+	char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
+	int i;
+
+	(void)what;
+	for (i = 0; i < UDP_BATCH; i++) {
+		struct udp_req *r = udp_req_get(l);
+		struct iovec iov = {l->buf, sizeof(l->buf)};
+		struct msghdr mh;
+		ssize_t n;
+
+		if (r == NULL) {
+			/* Every context busy (cannot happen below the
+			 * forward cap): drop, or the event would spin. */
+			if (recv(fd, l->buf, sizeof(l->buf), MSG_DONTWAIT) < 0)
+				return;
+			l->stats.udp_dropped++;
+			continue;
+		}
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_name = &r->peer;
+		mh.msg_namelen = sizeof(r->peer);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = ul->wildcard ? cbuf : NULL;
+		mh.msg_controllen = ul->wildcard ? sizeof(cbuf) : 0;
+		n = recvmsg(fd, &mh, MSG_DONTWAIT);
+		if (n < 0) {
+			udp_req_put(l, r);
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR)
+				l->stats.udp_recv_errors++;
+			return;
+		}
+		r->ul = ul;
+		r->peerlen = mh.msg_namelen;
+		r->has_pi = 0;
+		if (ul->wildcard)
+			udp_take_pktinfo(r, &mh);
+		rsv_query(l->srv.rsv, *l->srv.table, l->buf, (size_t)n, RSV_UDP,
+		    udp_reply, r);
+	}
+}
+
+/* ---- TCP ---- */
+
+static void
+tcp_free(struct tcp_conn *c)
+{
+	struct agent_listeners *l = c->owner;
+
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		TAILQ_REMOVE(&l->conns, c, entry);
+		l->nconns--;
+		l->stats.tcp_open = l->nconns;
+	}
+	/* A reply still owed finds c and frees it when it comes. */
+	if (c->inflight == 0)
+		free(c);
+}
+
+/*
+ * Closes when nothing is owed: no query in flight, no unsent bytes.
+ * Returns 1 when c is gone (the caller must not touch it again).
+ */
+static int
+tcp_maybe_close(struct tcp_conn *c)
+{
+	if (c->closing && c->inflight == 0 && c->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		tcp_free(c);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+tcp_reply(const uint8_t *reply, size_t len, void *arg)
+{
+	struct tcp_conn *c = arg;
+	uint8_t prefix[2];
+
+	c->inflight--;
+	if (c->bev == NULL) { /* the client went away meanwhile */
+		if (c->inflight == 0)
+			free(c);
+		return;
+	}
+	if (len > 0) {
+		prefix[0] = (uint8_t)(len >> 8);
+		prefix[1] = (uint8_t)len;
+		bufferevent_write(c->bev, prefix, 2);
+		bufferevent_write(c->bev, reply, len);
+	}
+}
+
+/*
+ * Serves every complete frame in the input (pipelining).  Returns 1 when
+ * the connection was closed and freed.
+ */
+static int
+tcp_process(struct tcp_conn *c)
+{
+	struct agent_listeners *l = c->owner;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint8_t hdr[2];
+	size_t flen;
+
+	while (!c->closing) {
+		if (evbuffer_get_length(out) > TCP_OUT_MAX) {
+			/* The client is not reading: stop reading it. */
+			bufferevent_disable(c->bev, EV_READ);
+			c->paused = 1;
+			return 0;
+		}
+		if (evbuffer_copyout(in, hdr, 2) != 2)
+			break;
+		flen = (size_t)hdr[0] << 8 | hdr[1];
+		if (evbuffer_get_length(in) < 2 + flen)
+			break;
+		c->inflight++;
+		c->queries++;
+		rsv_query(l->srv.rsv, *l->srv.table,
+		    evbuffer_pullup(in, (ev_ssize_t)(2 + flen)) + 2, flen,
+		    RSV_TCP, tcp_reply, c);
+		evbuffer_drain(in, 2 + flen);
+		if (c->queries >= AGENT_TCP_MAX_QUERIES || l->stopping)
+			c->closing = 1;
+	}
+	if (c->closing)
+		bufferevent_disable(c->bev, EV_READ);
+	return tcp_maybe_close(c);
+}
+
+static void
+tcp_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	(void)tcp_process(arg);
+}
+
+static void
+tcp_write(struct bufferevent *bev, void *arg)
+{
+	struct tcp_conn *c = arg;
+
+	(void)bev;
+	if (c->paused && !c->closing) {
+		c->paused = 0;
+		bufferevent_enable(c->bev, EV_READ);
+		(void)tcp_process(c); /* frames may wait in the input */
+		return;
+	}
+	(void)tcp_maybe_close(c);
+}
+
+static void
+tcp_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct tcp_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF) {
+		/* Half-close: answer what was sent, then close. */
+		if (tcp_process(c))
+			return;
+		c->closing = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		(void)tcp_maybe_close(c);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    c->inflight > 0) {
+		/* Idle only counts when nothing is owed. */
+		bufferevent_enable(c->bev, EV_READ);
+		return;
+	}
+	tcp_free(c); /* error, idle timeout, or a client that never reads */
+}
+
+static void
+tcp_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct tcp_listener *tl = arg;
+	struct agent_listeners *l = tl->owner;
+	struct timeval idle = {AGENT_TCP_IDLE_SEC, 0};
+	struct tcp_conn *c;
+
+	(void)lev, (void)sa, (void)salen;
+	if (l->nconns >= l->max_conns || l->stopping ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		l->stats.tcp_rejected++;
+		close(fd);
+		return;
+	}
+	c->owner = l;
+	c->bev = bufferevent_socket_new(l->srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		l->stats.tcp_rejected++;
+		close(fd);
+		free(c);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&l->conns, c, entry);
+	l->nconns++;
+	l->stats.tcp_open = l->nconns;
+	bufferevent_setcb(c->bev, tcp_read, tcp_write, tcp_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, TCP_FRAME_MAX);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void
+tcp_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct tcp_listener *tl = arg;
+
+	(void)fd, (void)what;
+	if (!tl->owner->stopping)
+		evconnlistener_enable(tl->lev);
+}
+
+static void
+tcp_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct tcp_listener *tl = arg;
+	struct timeval pause = {ACCEPT_PAUSE_SEC, 0};
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		/* Out of descriptors: stop accepting for a while rather
+		 * than spin on a listener that stays readable. */
+		log_warn("tcp %s: accept: %s; pausing %d s", tl->text,
+		    strerror(err), ACCEPT_PAUSE_SEC);
+		evconnlistener_disable(lev);
+		evtimer_add(tl->resume, &pause);
+		return;
+	}
+	log_debug("tcp %s: accept: %s", tl->text, strerror(err));
+}
+
+/* ---- sockets ---- */
+
+static int
+listen_socket(const struct agent_addr *a, int type, int *fdp)
+{
+	int fd, on = 1, family = a->ss.ss_family;
+
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 ||
+	    (type == SOCK_STREAM && listen(fd, 1024) != 0)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+static int
+listen_is_wildcard(const struct agent_addr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)
+	                                    ->sin6_addr);
+}
+
+static int
+listen_udp(struct agent_listeners *l, const struct agent_addr *a)
+{
+	struct udp_listener *ul = &l->udp[l->nudp];
+	int fd, on = 1, rc;
+
+	if ((rc = listen_socket(a, SOCK_DGRAM, &fd)) != 0)
+		return rc;
+	ul->owner = l;
+	ul->fd = fd;
+	ul->family = a->ss.ss_family;
+	ul->wildcard = listen_is_wildcard(a);
+	if (ul->wildcard)
+		setsockopt(fd,
+		    ul->family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+		    ul->family == AF_INET ? IP_PKTINFO : IPV6_RECVPKTINFO, &on,
+		    sizeof(on));
+	ul->ev =
+	    event_new(l->srv.base, fd, EV_READ | EV_PERSIST, udp_receive, ul);
+	if (ul->ev == NULL || event_add(ul->ev, NULL) != 0) {
+		event_free(ul->ev);
+		close(fd);
+		return -ENOMEM;
+	}
+	l->nudp++;
+	return 0;
+}
+
+static int
+listen_tcp(struct agent_listeners *l, const struct agent_addr *a)
+{
+	struct tcp_listener *tl = &l->tcp[l->ntcp];
+	int fd, rc;
+
+	if ((rc = listen_socket(a, SOCK_STREAM, &fd)) != 0)
+		return rc;
+	tl->owner = l;
+	tl->text = a->text;
+	tl->resume = evtimer_new(l->srv.base, tcp_accept_resume, tl);
+	tl->lev = evconnlistener_new(l->srv.base, tcp_accept, tl,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (tl->resume == NULL || tl->lev == NULL) {
+		if (tl->lev == NULL)
+			close(fd);
+		else
+			evconnlistener_free(tl->lev);
+		if (tl->resume != NULL)
+			event_free(tl->resume);
+		return -ENOMEM;
+	}
+	evconnlistener_set_error_cb(tl->lev, tcp_accept_error);
+	l->ntcp++;
+	return 0;
+}
+
+int
+agent_listeners_open(const struct agent_server *srv,
+    const struct agent_config *cfg, struct agent_listeners **out, char *err,
+    size_t errlen)
+{
+	struct agent_listeners *l;
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return -ENOMEM;
+	l->srv = *srv;
+	l->max_conns = cfg->tcp_max_conns;
+	TAILQ_INIT(&l->conns);
+	for (i = 0; i < cfg->nlisten; i++) {
+		const struct agent_addr *a = &cfg->listen[i];
+		const char *proto = "udp";
+
+		if ((rc = listen_udp(l, a)) == 0) {
+			proto = "tcp";
+			rc = listen_tcp(l, a);
+		}
+		if (rc == 0) {
+			log_info("listening on %s (udp, tcp)", a->text);
+			continue;
+		}
+		if (a->optional &&
+		    (rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL ||
+		        rc == -EPROTONOSUPPORT)) {
+			/* Roll back the UDP half of this address. */
+			if (strcmp(proto, "tcp") == 0) {
+				l->nudp--;
+				event_free(l->udp[l->nudp].ev);
+				close(l->udp[l->nudp].fd);
+			}
+			log_warn("skipping %s: %s (no IPv6 on this host?)",
+			    a->text, strerror(-rc));
+			rc = 0;
+			continue;
+		}
+		snprintf(err, errlen, "cannot listen on %s (%s): %s", a->text,
+		    proto, strerror(-rc));
+		goto fail;
+	}
+	if (l->nudp == 0) {
+		snprintf(err, errlen, "no listen address could be opened");
+		rc = -EADDRNOTAVAIL;
+		goto fail;
+	}
+	*out = l;
+	return 0;
+fail:
+	agent_listeners_close(l);
+	return rc;
+}
+
+size_t
+agent_listeners_stop(struct agent_listeners *l)
+{
+	struct tcp_conn *c, *next;
+	size_t i;
+
+	l->stopping = 1;
+	/* Read no more; the sockets stay open for replies still owed. */
+	for (i = 0; i < l->nudp; i++)
+		event_del(l->udp[i].ev);
+	for (i = 0; i < l->ntcp; i++) {
+		evconnlistener_disable(l->tcp[i].lev);
+		event_del(l->tcp[i].resume);
+	}
+	for (c = TAILQ_FIRST(&l->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		c->closing = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		(void)tcp_maybe_close(c);
+	}
+	return agent_listeners_busy(l);
+}
+
+size_t
+agent_listeners_busy(const struct agent_listeners *l)
+{
+	return l->nconns + l->udp_inflight;
+}
+
+const struct agent_listen_stats *
+agent_listeners_stats(const struct agent_listeners *l)
+{
+	return &l->stats;
+}
+
+void
+agent_listeners_close(struct agent_listeners *l)
+{
+	struct udp_req *r;
+	size_t i;
+
+	if (l == NULL)
+		return;
+	while (!TAILQ_EMPTY(&l->conns))
+		tcp_free(TAILQ_FIRST(&l->conns));
+	for (i = 0; i < l->nudp; i++) {
+		if (l->udp[i].ev != NULL)
+			event_free(l->udp[i].ev);
+		if (l->udp[i].fd >= 0)
+			close(l->udp[i].fd);
+	}
+	for (i = 0; i < l->ntcp; i++) {
+		evconnlistener_free(l->tcp[i].lev);
+		event_free(l->tcp[i].resume);
+	}
+	while ((r = l->free_reqs) != NULL) {
+		l->free_reqs = r->next_free;
+		free(r);
+	}
+	free(l);
+}

@@ -1,0 +1,314 @@
+/*
+ * main.c: the dnsproxy process.  Flags and environment to config, the one
+ * event loop, the live table slot and its swap, signals.
+ *
+ * The table slot is the only shared state: a new table is built aside
+ * (nds_table_build) and swapped in with one assignment on the loop thread,
+ * so a query sees either the old table or the new one, never a mix.  The
+ * old table is unreferenced; anything still holding it keeps it alive.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "nds/nds.h"
+#include "resolver/resolvconf.h"
+#include "resolver/resolver.h"
+
+#define RESOLV_CONF_MAX (1024 * 1024)
+#define DRAIN_POLL_MS 50 /* how often a stopping proxy checks TCP */
+#define DRAIN_MAX_SEC 5  /* and how long it waits at most */
+
+/* The process context: the only mutable global of dnsproxy. */
+struct agent_ctx {
+	struct agent_config cfg;
+	struct event_base *base;
+	struct rsv *rsv;
+	struct agent_listeners *listeners;
+	struct nds_table *table; /* live table, or NULL (D7) */
+	char search0[256];       /* first search domain, or "" */
+	struct event *sig_hup, *sig_term, *sig_int;
+	struct event *drain; /* shutdown: waits for TCP flush */
+	int drain_ticks;
+};
+
+static struct agent_ctx agent;
+
+static const char *
+agent_getenv(const char *name)
+{
+	return getenv(name);
+}
+
+/* Reads a whole small file; -errno, or -EFBIG past max. */
+static int
+agent_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (st.st_size < 0 || (size_t)st.st_size > max) {
+		rc = -EFBIG;
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size &&
+	       (n = read(fd, buf + got, (size_t)st.st_size - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	buf = NULL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+/* resolv.conf gives the search list; its first domain drives the search
+ * CNAMEs (SPEC §2).  A missing file is a start-up error (SPEC §4). */
+static int
+agent_load_resolv_conf(struct agent_ctx *a)
+{
+	struct rsv_resolvconf *rc = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	err = agent_read_file(a->cfg.resolv_conf, RESOLV_CONF_MAX, &text, &len);
+	if (err != 0) {
+		log_error("cannot read resolv.conf %s: %s", a->cfg.resolv_conf,
+		    strerror(-err));
+		return err;
+	}
+	err = rsv_resolvconf_parse(text, len, &rc);
+	free(text);
+	if (err != 0) {
+		log_error("%s: %s", a->cfg.resolv_conf, strerror(-err));
+		return err;
+	}
+	if (rc->nskipped > 0)
+		log_warn("%s: %s (%zu line(s) skipped)", a->cfg.resolv_conf,
+		    rc->warning, rc->nskipped);
+	if (rc->nsearch > 0)
+		snprintf(a->search0, sizeof(a->search0), "%s", rc->search[0]);
+	log_info("resolv.conf %s: %zu nameserver(s), search[0] \"%s\"",
+	    a->cfg.resolv_conf, rc->nservers, a->search0);
+	rsv_resolvconf_free(rc);
+	return 0;
+}
+
+/* Loads --table and builds its lookup table aside. */
+static int
+agent_build_table(struct agent_ctx *a, struct nds_table **out)
+{
+	struct nds_build_opts o = {
+	    .namespace = a->cfg.ns,
+	    .domain = a->cfg.domain,
+	    .search0 = a->search0,
+	    .ttl = a->cfg.ttl,
+	};
+	struct nds_nametable *nt;
+	char err[512];
+	int rc;
+
+	rc = nds_file_load(a->cfg.table_path, &nt, err, sizeof(err));
+	if (rc == 0)
+		rc = nds_table_build(nt, &o, out, err, sizeof(err));
+	if (rc != 0) {
+		log_error("table %s: %s", a->cfg.table_path, err);
+		return rc;
+	}
+	return 0;
+}
+
+/* The swap: one assignment on the loop thread. */
+static void
+agent_table_swap(struct agent_ctx *a, struct nds_table *t)
+{
+	struct nds_table *old = a->table;
+
+	a->table = t;
+	nds_table_unref(old);
+	log_info("table %s: %zu entries, %zu names", a->cfg.table_path,
+	    nds_table_entries(t), nds_table_names(t));
+}
+
+static void
+agent_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent_ctx *a = arg;
+	struct nds_table *t;
+
+	(void)sig, (void)what;
+	if (a->cfg.table_path == NULL) {
+		log_info("SIGHUP: no --table to reload");
+		return;
+	}
+	if (agent_build_table(a, &t) != 0) {
+		log_warn("SIGHUP: keeping the previous table");
+		return;
+	}
+	agent_table_swap(a, t);
+}
+
+static void
+agent_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct agent_ctx *a = arg;
+	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
+
+	(void)fd, (void)what;
+	if (agent_listeners_busy(a->listeners) == 0 ||
+	    ++a->drain_ticks * DRAIN_POLL_MS >= DRAIN_MAX_SEC * 1000) {
+		event_base_loopexit(a->base, NULL);
+		return;
+	}
+	evtimer_add(a->drain, &tv);
+}
+
+static void
+agent_on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent_ctx *a = arg;
+
+	(void)what;
+	if (a->drain != NULL)
+		return; /* already stopping */
+	log_info("signal %d: stopping", (int)sig);
+	agent_listeners_stop(a->listeners);
+	a->drain = evtimer_new(a->base, agent_on_drain, a);
+	if (a->drain == NULL) {
+		event_base_loopexit(a->base, NULL);
+		return;
+	}
+	agent_on_drain(-1, 0, a);
+}
+
+static int
+agent_signals(struct agent_ctx *a)
+{
+	signal(SIGPIPE, SIG_IGN);
+	a->sig_hup = evsignal_new(a->base, SIGHUP, agent_on_hup, a);
+	a->sig_term = evsignal_new(a->base, SIGTERM, agent_on_term, a);
+	a->sig_int = evsignal_new(a->base, SIGINT, agent_on_term, a);
+	if (a->sig_hup == NULL || a->sig_term == NULL || a->sig_int == NULL ||
+	    evsignal_add(a->sig_hup, NULL) != 0 ||
+	    evsignal_add(a->sig_term, NULL) != 0 ||
+	    evsignal_add(a->sig_int, NULL) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void
+agent_cleanup(struct agent_ctx *a)
+{
+	/* The resolver first: it answers anything pending into the
+	 * listeners' contexts, which are freed next. */
+	rsv_destroy(a->rsv);
+	agent_listeners_close(a->listeners);
+	if (a->sig_hup != NULL)
+		event_free(a->sig_hup);
+	if (a->sig_term != NULL)
+		event_free(a->sig_term);
+	if (a->sig_int != NULL)
+		event_free(a->sig_int);
+	if (a->drain != NULL)
+		event_free(a->drain);
+	nds_table_unref(a->table);
+	if (a->base != NULL)
+		event_base_free(a->base);
+	libevent_global_shutdown();
+}
+
+/* Everything after the command line; returns the exit code. */
+static int
+agent_run(struct agent_ctx *a)
+{
+	struct agent_server srv;
+	char err[512];
+
+	if (agent_load_resolv_conf(a) != 0)
+		return 1;
+	if (a->cfg.table_path != NULL && agent_build_table(a, &a->table) != 0)
+		return 1;
+	if (a->table != NULL)
+		log_info("table %s: %zu entries, %zu names", a->cfg.table_path,
+		    nds_table_entries(a->table), nds_table_names(a->table));
+	else
+		log_warn("no table loaded: every query gets SERVFAIL until "
+		         "one is");
+	if ((a->base = event_base_new()) == NULL ||
+	    rsv_create(a->base, NULL, &a->rsv) != 0 || agent_signals(a) != 0) {
+		log_error("out of memory");
+		return 1;
+	}
+	srv.base = a->base;
+	srv.rsv = a->rsv;
+	srv.table = &a->table;
+	if (agent_listeners_open(&srv, &a->cfg, &a->listeners, err,
+	        sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	log_info("dnsproxy %s ready (namespace \"%s\", domain \"%s\")",
+	    DNSPROXY_VERSION, a->cfg.ns != NULL ? a->cfg.ns : "",
+	    a->cfg.domain != NULL ? a->cfg.domain : "");
+	if (event_base_dispatch(a->base) != 0) {
+		log_error("event loop failed");
+		return 1;
+	}
+	log_info("stopped");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	char err[512];
+	int code;
+
+	if (agent_config_parse(argc, argv, agent_getenv, &agent.cfg, err,
+	        sizeof(err)) != 0) {
+		fprintf(stderr, "dnsproxy: %s\n", err);
+		return 2;
+	}
+	if (agent.cfg.mode == AGENT_HELP) {
+		agent_usage(stdout);
+		return 0;
+	}
+	if (agent.cfg.mode == AGENT_VERSION) {
+		printf("dnsproxy %s\n", DNSPROXY_VERSION);
+		return 0;
+	}
+	agent_log_setup(agent.cfg.log_level, agent.cfg.log_format);
+	code = agent_run(&agent);
+	agent_cleanup(&agent);
+	return code;
+}

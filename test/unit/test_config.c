@@ -1,0 +1,256 @@
+/* Unit tests for agent/config.c: flags, environment, defaults (SPEC §0.1). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "agent/agent.h"
+
+/* A fake environment: NULL-terminated name/value pairs. */
+static const char *const *fake_env;
+
+static const char *
+env_lookup(const char *name)
+{
+	const char *const *p;
+
+	for (p = fake_env; p != NULL && p[0] != NULL; p += 2)
+		if (strcmp(p[0], name) == 0)
+			return p[1];
+	return NULL;
+}
+
+static int
+parse(struct agent_config *cfg, const char *const *env, char *err,
+    size_t errlen, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+
+	argv[argc++] = (char *)"dnsproxy";
+	va_start(ap, errlen);
+	while ((argv[argc] = va_arg(ap, char *)) != NULL)
+		argc++;
+	va_end(ap);
+	fake_env = env;
+	return agent_config_parse(argc, argv, env_lookup, cfg, err, errlen);
+}
+
+static struct agent_config cfg;
+static char err[256];
+
+static void
+test_defaults_listen_on_both_loopbacks(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.mode, AGENT_RUN);
+	assert_int_equal(cfg.nlisten, 2);
+	assert_string_equal(cfg.listen[0].text, "127.0.0.1:15053");
+	assert_int_equal(cfg.listen[0].optional, 0);
+	assert_string_equal(cfg.listen[1].text, "[::1]:15053");
+	assert_int_equal(cfg.listen[1].optional, 1);
+	assert_string_equal(cfg.resolv_conf, "/etc/resolv.conf");
+	assert_int_equal(cfg.ttl, 30);
+	assert_null(cfg.table_path);
+	assert_null(cfg.ns);
+	assert_null(cfg.domain);
+}
+
+static void
+test_listen_flag_repeats_and_replaces_defaults(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--listen",
+	                     "127.0.0.2:5300", "--listen=[::1]:5301", NULL),
+	    0);
+	assert_int_equal(cfg.nlisten, 2);
+	assert_string_equal(cfg.listen[0].text, "127.0.0.2:5300");
+	assert_string_equal(cfg.listen[1].text, "[::1]:5301");
+	assert_int_equal(cfg.listen[1].optional, 0);
+}
+
+static void
+test_localhost_means_both_families(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--listen",
+	                     "localhost:5300", NULL),
+	    0);
+	assert_int_equal(cfg.nlisten, 2);
+	assert_string_equal(cfg.listen[0].text, "127.0.0.1:5300");
+	assert_string_equal(cfg.listen[1].text, "[::1]:5300");
+	assert_int_equal(cfg.listen[1].optional, 1);
+}
+
+static void
+test_bad_listen_values_are_usage_errors(void **state)
+{
+	static const char *const bad[] = {"127.0.0.1", "127.0.0.1:0",
+	    "127.0.0.1:65536", "127.0.0.1:x", "::1:53", "[::1]53", "[]:53",
+	    "300.0.0.1:53", ":53", "[127.0.0.1]:53", "example.com:53",
+	    "127.0.0.1:-1", "127.0.0.1: 53"};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--listen",
+		                     bad[i], NULL),
+		    -EINVAL);
+		assert_non_null(strstr(err, "--listen"));
+		assert_non_null(strstr(err, bad[i]));
+	}
+}
+
+static void
+test_dns_proxy_addr_is_a_comma_list(void **state)
+{
+	static const char *const env[] = {
+	    "DNS_PROXY_ADDR", "127.0.0.3:5400, localhost:5401", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.nlisten, 3);
+	assert_string_equal(cfg.listen[0].text, "127.0.0.3:5400");
+	assert_string_equal(cfg.listen[2].text, "[::1]:5401");
+}
+
+static void
+test_listen_flag_wins_over_env(void **state)
+{
+	static const char *const env[] = {
+	    "DNS_PROXY_ADDR", "127.0.0.3:5400", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--listen",
+	                     "127.0.0.4:5500", NULL),
+	    0);
+	assert_int_equal(cfg.nlisten, 1);
+	assert_string_equal(cfg.listen[0].text, "127.0.0.4:5500");
+}
+
+static void
+test_bad_env_address_names_the_variable(void **state)
+{
+	static const char *const env[] = {"DNS_PROXY_ADDR", "nonsense", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), -EINVAL);
+	assert_non_null(strstr(err, "DNS_PROXY_ADDR"));
+}
+
+static void
+test_namespace_from_env_and_domain_default(void **state)
+{
+	static const char *const env[] = {"POD_NAMESPACE", "ns1", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_string_equal(cfg.ns, "ns1");
+	assert_string_equal(cfg.domain, "ns1.svc.cluster.local");
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--namespace",
+	                     "bookinfo", "--domain", "bookinfo.svc.corp", NULL),
+	    0);
+	assert_string_equal(cfg.ns, "bookinfo");
+	assert_string_equal(cfg.domain, "bookinfo.svc.corp");
+}
+
+static void
+test_empty_namespace_means_none(void **state)
+{
+	static const char *const env[] = {"POD_NAMESPACE", "", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_null(cfg.ns);
+	assert_null(cfg.domain);
+}
+
+static void
+test_flags_are_read(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--table",
+	                     "/t.json", "--resolv-conf", "/r.conf", "--ttl",
+	                     "5", "--log-level", "debug", "--log-format",
+	                     "json", NULL),
+	    0);
+	assert_string_equal(cfg.table_path, "/t.json");
+	assert_string_equal(cfg.resolv_conf, "/r.conf");
+	assert_int_equal(cfg.ttl, 5);
+	assert_int_equal(cfg.log_level, LOG_LVL_DEBUG);
+	assert_int_equal(cfg.log_format, LOG_FMT_JSON);
+}
+
+static void
+test_bad_values_name_the_flag(void **state)
+{
+	static const char *const cases[][2] = {{"--ttl", "abc"},
+	    {"--ttl", "-1"}, {"--ttl", "4294967296"}, {"--ttl", ""},
+	    {"--log-level", "loud"}, {"--log-format", "xml"}};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse(&cfg, NULL, err, sizeof(err),
+		                     cases[i][0], cases[i][1], NULL),
+		    -EINVAL);
+		assert_non_null(strstr(err, cases[i][0]));
+	}
+}
+
+static void
+test_unknown_flag_and_missing_value_are_usage_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--frobnicate",
+	                     NULL),
+	    -EINVAL);
+	assert_non_null(strstr(err, "--frobnicate"));
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--table", NULL),
+	    -EINVAL);
+	assert_non_null(strstr(err, "--table"));
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "stray", NULL),
+	    -EINVAL);
+	assert_non_null(strstr(err, "stray"));
+}
+
+static void
+test_help_and_version_modes(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--help", NULL),
+	    0);
+	assert_int_equal(cfg.mode, AGENT_HELP);
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--version", NULL),
+	    0);
+	assert_int_equal(cfg.mode, AGENT_VERSION);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults_listen_on_both_loopbacks),
+	    cmocka_unit_test(test_listen_flag_repeats_and_replaces_defaults),
+	    cmocka_unit_test(test_localhost_means_both_families),
+	    cmocka_unit_test(test_bad_listen_values_are_usage_errors),
+	    cmocka_unit_test(test_dns_proxy_addr_is_a_comma_list),
+	    cmocka_unit_test(test_listen_flag_wins_over_env),
+	    cmocka_unit_test(test_bad_env_address_names_the_variable),
+	    cmocka_unit_test(test_namespace_from_env_and_domain_default),
+	    cmocka_unit_test(test_empty_namespace_means_none),
+	    cmocka_unit_test(test_flags_are_read),
+	    cmocka_unit_test(test_bad_values_name_the_flag),
+	    cmocka_unit_test(
+	        test_unknown_flag_and_missing_value_are_usage_errors),
+	    cmocka_unit_test(test_help_and_version_modes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
