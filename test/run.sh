@@ -41,6 +41,10 @@ build() { # build DIR CMAKE-ARGS...
 		cmake --build "$ROOT/$dir" -j"$JOBS"
 }
 
+build_fuzz() { # libFuzzer needs clang
+	CC=clang build build-fuzz -DDNSPROXY_FUZZ=ON
+}
+
 suite() { # suite DIR: ctest over one build tree
 	ctest --test-dir "$ROOT/$1" --output-on-failure --timeout 600
 }
@@ -88,7 +92,7 @@ step "tests (Release)" suite build
 step "build (ASan+UBSan)" build build-asan -DCMAKE_BUILD_TYPE=Debug -DDNSPROXY_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	step "tests (ASan+UBSan)" suite build-asan
-step "build (libFuzzer)" env CC=clang build build-fuzz -DDNSPROXY_FUZZ=ON
+step "build (libFuzzer)" build_fuzz
 step "fuzz (${FUZZ_SECONDS}s per target)" fuzz_all
 step "format (clang-format)" format_check
 step "module layers" layer_check

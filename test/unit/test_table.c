@@ -1084,6 +1084,13 @@ test_nametable_add_survives_allocation_failure(void **state)
 	nds_nametable_destroy(nt);
 }
 
+/*
+ * gcc sees the free() inside nds_table_unref() (table.c is included
+ * above) but not that the reference count makes it conditional.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wuse-after-free"
 static void
 test_references_keep_the_table(void **state)
 {
@@ -1096,6 +1103,7 @@ test_references_keep_the_table(void **state)
 	nds_table_unref(t);
 	nds_table_unref(NULL);
 }
+#pragma GCC diagnostic pop
 
 int
 main(void)
