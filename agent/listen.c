@@ -295,7 +295,7 @@ tcp_process(struct tcp_conn *c)
 	struct agent_listeners *l = c->owner;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	uint8_t hdr[2];
+	uint8_t hdr[2], *msg;
 	size_t flen;
 
 	while (!c->closing) {
@@ -310,11 +310,15 @@ tcp_process(struct tcp_conn *c)
 		flen = (size_t)hdr[0] << 8 | hdr[1];
 		if (evbuffer_get_length(in) < 2 + flen)
 			break;
+		if ((msg = evbuffer_pullup(in, (ev_ssize_t)(2 + flen))) ==
+		    NULL) {
+			c->closing = 1; /* out of memory: give up on it */
+			break;
+		}
 		c->inflight++;
 		c->queries++;
-		rsv_query(l->srv.rsv, *l->srv.table,
-		    evbuffer_pullup(in, (ev_ssize_t)(2 + flen)) + 2, flen,
-		    RSV_TCP, tcp_reply, c);
+		rsv_query(l->srv.rsv, *l->srv.table, msg + 2, flen, RSV_TCP,
+		    tcp_reply, c);
 		evbuffer_drain(in, 2 + flen);
 		if (c->queries >= AGENT_TCP_MAX_QUERIES || l->stopping)
 			c->closing = 1;
