@@ -128,13 +128,19 @@ nds_file_load(const char *path, struct nds_nametable **out, char *err,
 			errf(err, errlen, "%s: out of memory", path);
 	} else if (buf[i] == '{') {
 		detail[0] = '\0';
-		if ((rc = nds_json_parse(buf, len, out, detail,
-		         sizeof(detail))) != 0)
+		rc = nds_json_parse(buf, len, out, detail, sizeof(detail));
+		/* "\n{" also starts a protobuf table whose first entry is
+		 * 123 (0x7b) bytes long: try that before giving up. */
+		if (rc != 0 && i == 1 && buf[0] == '\n' &&
+		    nds_pb_parse((const uint8_t *)buf, len, out, NULL, 0) == 0)
+			rc = 0;
+		else if (rc != 0)
 			errf(err, errlen, "%s: %s", path, detail);
 	} else {
-		rc = -ENOTSUP;
-		errf(err, errlen, "%s: protobuf tables are not supported yet",
-		    path);
+		detail[0] = '\0';
+		if ((rc = nds_pb_parse((const uint8_t *)buf, len, out, detail,
+		         sizeof(detail))) != 0)
+			errf(err, errlen, "%s: protobuf: %s", path, detail);
 	}
 	free(buf);
 	return rc;

@@ -69,6 +69,17 @@ size_t nds_nametable_count(const struct nds_nametable *nt);
 void nds_nametable_destroy(struct nds_nametable *nt);
 
 /*
+ * Calls fn once per key, in insertion order (a replaced key keeps its first
+ * place), with the entry as nds_nametable_add() took it: no NULL strings,
+ * nips ips and nalt alt_hosts.  The key and every pointer in info stay
+ * valid until nt is changed or destroyed; info itself only for the call.
+ * A nonzero return from fn stops the walk and is returned; else 0.
+ */
+int nds_nametable_foreach(const struct nds_nametable *nt,
+    int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
+    void *arg);
+
+/*
  * Parses a NameTable in the proto3 JSON mapping (SPEC §1): {"table": {host:
  * {"ips": [..], "registry": .., "shortname": .., "namespace": ..,
  * "altHosts"|"alt_hosts": [..]}}}.  Unknown keys are ignored, null and
@@ -80,10 +91,40 @@ int nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen);
 
 /*
+ * Decodes a NameTable in protobuf binary form (SPEC §1: map<string,
+ * NameInfo> table = 1; NameInfo{ips = 1, registry = 2, shortname = 3,
+ * namespace = 4, alt_hosts = 5}).  Unknown fields of wire types 0, 1, 2 and
+ * 5 are skipped, as is a known field with an unexpected wire type; groups
+ * (3, 4), field number 0 and bad varints are errors.  Duplicate keys: the
+ * last one wins; a NameInfo given twice in one entry is merged, as
+ * protobuf does.  A 0-byte input is an empty table.  Strings are not
+ * checked for UTF-8; a NUL byte in any string and an empty or missing key
+ * are rejected.  0, -ENOMEM, or -EINVAL with the reason and byte offset in
+ * err (e.g. "NameInfo field 1: length 99999 beyond end at byte 1234").
+ * Pure.
+ */
+int nds_pb_parse(const uint8_t *buf, size_t len, struct nds_nametable **out,
+    char *err, size_t errlen);
+
+/*
+ * Encodes nt in protobuf binary form: entries in ascending key order
+ * (bytewise), each with its key and NameInfo, NameInfo fields in tag order,
+ * empty strings omitted (proto3 defaults), so the output is deterministic
+ * and equals protobuf's deterministic serialization.  *out (malloc'd, never
+ * NULL on success, *outlen may be 0) is owned by the caller.  0 or
+ * -ENOMEM.  Pure.
+ */
+int nds_pb_build(const struct nds_nametable *nt, uint8_t **out,
+    size_t *outlen);
+
+/*
  * Reads a table file (SPEC §10.1: first non-space byte '{' = JSON, a 0-byte
- * or all-space file = empty table, anything else = protobuf binary, which
- * gives -ENOTSUP until the protobuf decoder exists).  Errors: -errno from
- * open/read (err names the file), -EFBIG over NDS_FILE_MAX, -EINVAL.
+ * or all-space file = empty table, anything else = protobuf binary, see
+ * nds_pb_parse(); a file starting "\n{" that is not valid JSON is tried as
+ * protobuf too, since 0x0a 0x7b is also a table whose first entry is 123
+ * bytes long).  Errors: -errno from open/read (err names the file), -EFBIG
+ * over NDS_FILE_MAX, -EINVAL ("<path>: protobuf: <reason>" or the JSON
+ * reason after the path).
  */
 int nds_file_load(const char *path, struct nds_nametable **out, char *err,
     size_t errlen);

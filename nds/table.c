@@ -315,6 +315,30 @@ nds_nametable_count(const struct nds_nametable *nt)
 	return nt != NULL ? nt->n : 0;
 }
 
+int
+nds_nametable_foreach(const struct nds_nametable *nt,
+    int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
+    void *arg)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; nt != NULL && i < nt->n; i++) {
+		const struct nt_entry *e = nt->ents[i];
+		struct nds_nameinfo in = {.ips = e->ips,
+		    .nips = e->nips,
+		    .registry = e->registry,
+		    .shortname = e->shortname,
+		    .ns = e->ns,
+		    .alt_hosts = e->alt,
+		    .nalt = e->nalt};
+
+		if ((rc = fn(e->key, &in, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
 void
 nds_nametable_destroy(struct nds_nametable *nt)
 {

@@ -416,25 +416,25 @@ test_file_bad_json_names_path_and_entry(void **state)
 }
 
 static void
-test_file_protobuf_is_not_supported_yet(void **state)
+test_file_protobuf_binary_is_told_apart_from_json(void **state)
 {
 	/* NameTable{table: {"a.com": {ips: ["1.1.1.1"]}}} in wire form. */
 	static const uint8_t pb[] = {0x0a, 0x12, 0x0a, 0x05, 'a', '.', 'c', 'o',
 	    'm', 0x12, 0x09, 0x0a, 0x07, '1', '.', '1', '.', '1', '.', '1'};
 	struct tmpdir *d = *state;
-	struct nds_nametable *nt;
+	struct nds_nametable *nt = NULL;
 	char err[256];
 
 	write_file(d, pb, sizeof(pb));
-	assert_int_equal(nds_file_load(d->path, &nt, err, sizeof(err)),
-	    -ENOTSUP);
-	assert_null(nt);
-	assert_non_null(strstr(err, "protobuf tables are not supported yet"));
-	assert_non_null(strstr(err, d->path));
-	/* A NUL first is not blank: binary. */
+	assert_int_equal(nds_file_load(d->path, &nt, err, sizeof(err)), 0);
+	assert_int_equal(nds_nametable_count(nt), 1);
+	nds_nametable_destroy(nt);
+	/* A NUL first is not blank: binary, and field number 0 is bad. */
 	write_file(d, "\0{}", 3);
 	assert_int_equal(nds_file_load(d->path, &nt, err, sizeof(err)),
-	    -ENOTSUP);
+	    -EINVAL);
+	assert_non_null(strstr(err, d->path));
+	assert_non_null(strstr(err, "protobuf"));
 }
 
 int
@@ -460,7 +460,7 @@ main(void)
 	        test_file_bad_json_names_path_and_entry, tmp_setup,
 	        tmp_teardown),
 	    cmocka_unit_test_setup_teardown(
-	        test_file_protobuf_is_not_supported_yet, tmp_setup,
+	        test_file_protobuf_binary_is_told_apart_from_json, tmp_setup,
 	        tmp_teardown),
 	};
 
