@@ -114,8 +114,7 @@ int nds_pb_parse(const uint8_t *buf, size_t len, struct nds_nametable **out,
  * NULL on success, *outlen may be 0) is owned by the caller.  0 or
  * -ENOMEM.  Pure.
  */
-int nds_pb_build(const struct nds_nametable *nt, uint8_t **out,
-    size_t *outlen);
+int nds_pb_build(const struct nds_nametable *nt, uint8_t **out, size_t *outlen);
 
 /*
  * Reads a table file (SPEC §10.1: first non-space byte '{' = JSON, a 0-byte
