@@ -98,9 +98,9 @@ config_fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
-/* "PORT" -> 1..65535. */
+/* Decimal 0..INT32_MAX (TTLs, counts). */
 static int
-config_port(const char *s, uint16_t *port)
+config_uint(const char *s, uint32_t *ttl)
 {
 	char *end;
 	unsigned long v;
@@ -109,7 +109,19 @@ config_port(const char *s, uint16_t *port)
 		return -EINVAL;
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > 65535)
+	if (errno != 0 || *end != '\0' || v > INT32_MAX)
+		return -EINVAL;
+	*ttl = (uint32_t)v;
+	return 0;
+}
+
+/* "PORT" -> 1..65535. */
+static int
+config_port(const char *s, uint16_t *port)
+{
+	uint32_t v;
+
+	if (config_uint(s, &v) != 0 || v == 0 || v > 65535)
 		return -EINVAL;
 	*port = (uint16_t)v;
 	return 0;
@@ -229,23 +241,6 @@ config_listen_env(struct agent_config *cfg, const char *list, char *err,
 			    inner);
 		}
 	}
-	return 0;
-}
-
-/* Decimal 0..INT32_MAX (TTLs, counts). */
-static int
-config_uint(const char *s, uint32_t *ttl)
-{
-	char *end;
-	unsigned long v;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > INT32_MAX)
-		return -EINVAL;
-	*ttl = (uint32_t)v;
 	return 0;
 }
 

@@ -12,23 +12,9 @@
 #include <unistd.h>
 
 #include "nds/nds.h"
+#include "nds/nds_impl.h"
 
 #define READ_CHUNK (64u * 1024)
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Reads fd whole, at most max bytes; size is a hint (fstat) or 0. */
 static int
@@ -112,10 +98,10 @@ nds_file_load(const char *path, struct nds_nametable **out, char *err,
 	*out = NULL;
 	if ((rc = file_read(path, &buf, &len)) != 0) {
 		if (rc == -EFBIG)
-			errf(err, errlen, "%s: larger than %u bytes", path,
+			nds_errf(err, errlen, "%s: larger than %u bytes", path,
 			    NDS_FILE_MAX);
 		else
-			errf(err, errlen, "%s: %s", path, strerror(-rc));
+			nds_errf(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
 	/* The format is told by the first non-space byte (SPEC §10.1). */
@@ -125,7 +111,7 @@ nds_file_load(const char *path, struct nds_nametable **out, char *err,
 		;
 	if (i == len) {
 		if ((rc = nds_nametable_create(out)) != 0)
-			errf(err, errlen, "%s: out of memory", path);
+			nds_errf(err, errlen, "%s: out of memory", path);
 	} else if (buf[i] == '{') {
 		detail[0] = '\0';
 		rc = nds_json_parse(buf, len, out, detail, sizeof(detail));
@@ -135,12 +121,12 @@ nds_file_load(const char *path, struct nds_nametable **out, char *err,
 		    nds_pb_parse((const uint8_t *)buf, len, out, NULL, 0) == 0)
 			rc = 0;
 		else if (rc != 0)
-			errf(err, errlen, "%s: %s", path, detail);
+			nds_errf(err, errlen, "%s: %s", path, detail);
 	} else {
 		detail[0] = '\0';
 		if ((rc = nds_pb_parse((const uint8_t *)buf, len, out, detail,
 		         sizeof(detail))) != 0)
-			errf(err, errlen, "%s: protobuf: %s", path, detail);
+			nds_errf(err, errlen, "%s: protobuf: %s", path, detail);
 	}
 	free(buf);
 	return rc;

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "nds/nds.h"
+#include "nds/nds_impl.h"
 
 #define KEY_SHOWN 80 /* bytes of an entry key quoted in a message */
 
@@ -21,21 +22,6 @@ struct strv {
 	size_t n;
 	size_t cap;
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * A key fit for a message: control characters, quotes and backslashes
@@ -73,10 +59,10 @@ field_err(const char *key, const char *field, const char *what, char *err,
 
 	key_show(shown, sizeof(shown), key);
 	if (field != NULL)
-		errf(err, errlen, "entry \"%s\": \"%s\" %s", shown, field,
+		nds_errf(err, errlen, "entry \"%s\": \"%s\" %s", shown, field,
 		    what);
 	else
-		errf(err, errlen, "entry \"%s\": %s", shown, what);
+		nds_errf(err, errlen, "entry \"%s\": %s", shown, what);
 	return -EINVAL;
 }
 
@@ -113,7 +99,7 @@ get_strv(const json_t *v, const char *key, const char *field, struct strv *sv,
 		    realloc(sv->v, json_array_size(v) * sizeof(*p));
 
 		if (p == NULL) {
-			errf(err, errlen, "out of memory");
+			nds_errf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
 		sv->v = p;
@@ -180,7 +166,7 @@ entry_parse(struct nds_nametable *nt, const char *key, const json_t *v,
 		in.nalt = alt->n;
 	}
 	if ((rc = nds_nametable_add(nt, key, &in)) != 0)
-		errf(err, errlen, "out of memory");
+		nds_errf(err, errlen, "out of memory");
 	return rc;
 }
 
@@ -197,7 +183,7 @@ table_parse(struct nds_nametable *nt, const json_t *root, char *err,
 	if (table == NULL || json_is_null(table))
 		return 0;
 	if (!json_is_object(table)) {
-		errf(err, errlen, "\"table\" must be an object");
+		nds_errf(err, errlen, "\"table\" must be an object");
 		return -EINVAL;
 	}
 	/* jansson keeps the last of duplicate keys, as protobuf maps do. */
@@ -224,17 +210,17 @@ nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
 	*out = NULL;
 	/* No JSON_DECODE_ANY: the top level must be an object or array. */
 	if ((root = json_loadb(buf, len, 0, &je)) == NULL) {
-		errf(err, errlen, "JSON error at line %d, column %d: %s",
+		nds_errf(err, errlen, "JSON error at line %d, column %d: %s",
 		    je.line, je.column, je.text);
 		return -EINVAL;
 	}
 	if (!json_is_object(root)) {
-		errf(err, errlen, "JSON top level must be an object");
+		nds_errf(err, errlen, "JSON top level must be an object");
 		rc = -EINVAL;
 		goto out;
 	}
 	if ((rc = nds_nametable_create(&nt)) != 0) {
-		errf(err, errlen, "out of memory");
+		nds_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if ((rc = table_parse(nt, root, err, errlen)) != 0)

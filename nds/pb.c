@@ -93,6 +93,12 @@ rd_varint(struct pb_dec *d, size_t *pos, size_t end, uint64_t *out)
 	uint64_t v = 0;
 	uint8_t b;
 
+	/* One byte (tags of fields 1..15, short lengths) is the common case. */
+	if (at < end && d->buf[at] < 0x80) {
+		*out = d->buf[at];
+		*pos = at + 1;
+		return 0;
+	}
 	for (i = 0; i < VARINT_MAX; i++) {
 		if (end - at <= i)
 			return dec_err(d, "truncated varint at byte %zu", at);
@@ -123,12 +129,8 @@ rd_tag(struct pb_dec *d, const char *msg, size_t *pos, size_t end,
 	int rc;
 
 	/* One-byte tags (fields 1..15) are the common case. */
-	if (at < end && d->buf[at] < 0x80) {
-		v = d->buf[at];
-		*pos = at + 1;
-	} else if ((rc = rd_varint(d, pos, end, &v)) != 0) {
+	if ((rc = rd_varint(d, pos, end, &v)) != 0)
 		return rc;
-	}
 	if ((v >> 3) > FIELD_MAX)
 		return dec_err(d,
 		    "%s: field number %" PRIu64 " too large at byte %zu", msg,
@@ -158,12 +160,8 @@ rd_len(struct pb_dec *d, const char *msg, uint32_t field, size_t *pos,
 	uint64_t v = 0;
 	int rc;
 
-	if (at < end && d->buf[at] < 0x80) {
-		v = d->buf[at];
-		*pos = at + 1;
-	} else if ((rc = rd_varint(d, pos, end, &v)) != 0) {
+	if ((rc = rd_varint(d, pos, end, &v)) != 0)
 		return rc;
-	}
 	if (v > end - *pos)
 		return dec_err(d,
 		    "%s field %" PRIu32 ": length %" PRIu64

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "nds/nds.h"
+#include "nds/nds_impl.h"
 
 #define NAME_LEN_MAX 255 /* longest generated name, trailing dot included */
 #define NONE UINT32_MAX  /* no record */
@@ -99,11 +100,8 @@ struct nds_table {
 	size_t s0len;                 /* strlen(s0dot); 0 = no search CNAMEs */
 };
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
+void
+nds_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -895,7 +893,7 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	if (out != NULL)
 		*out = NULL;
 	if (nt == NULL || o == NULL || out == NULL) {
-		errf(err, errlen, "table build: missing argument");
+		nds_errf(err, errlen, "table build: missing argument");
 		rc = -EINVAL;
 		goto out;
 	}
@@ -918,7 +916,7 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	rc = 0;
 	goto out;
 fail:
-	errf(err, errlen, "table build: %s",
+	nds_errf(err, errlen, "table build: %s",
 	    rc == -ENOMEM ? "out of memory or too many names" : strerror(-rc));
 out:
 	table_free(b.t);

@@ -1,0 +1,13 @@
+/*
+ * nds_impl.h: helpers shared by the files of nds/ (not part of nds.h).
+ */
+#ifndef DNSPROXY_NDS_IMPL_H
+#define DNSPROXY_NDS_IMPL_H
+
+#include <stddef.h>
+
+/* Formats a reason into the caller's err buffer; NULL/0 buffers are fine. */
+void nds_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
