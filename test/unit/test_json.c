@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "test/unit/tmpfile.h"
+
 #include "nds/nds.h"
 
 static int
@@ -301,49 +303,6 @@ test_null_fields_take_defaults(void **state)
 }
 
 /* ---- nds_file_load ----------------------------------------------------- */
-
-struct tmpdir {
-	char dir[64];
-	char path[128];
-};
-
-static int
-tmp_setup(void **state)
-{
-	struct tmpdir *d = calloc(1, sizeof(*d));
-
-	if (d == NULL)
-		return -1;
-	snprintf(d->dir, sizeof(d->dir), "/tmp/test_json.XXXXXX");
-	if (mkdtemp(d->dir) == NULL) {
-		free(d);
-		return -1;
-	}
-	snprintf(d->path, sizeof(d->path), "%s/table", d->dir);
-	*state = d;
-	return 0;
-}
-
-static int
-tmp_teardown(void **state)
-{
-	struct tmpdir *d = *state;
-
-	unlink(d->path);
-	rmdir(d->dir);
-	free(d);
-	return 0;
-}
-
-static void
-write_file(const struct tmpdir *d, const void *buf, size_t len)
-{
-	FILE *f = fopen(d->path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(buf, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
-}
 
 static void
 test_file_missing_names_the_path(void **state)
