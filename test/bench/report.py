@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""Turn bench.sh's raw files into the side-by-side tables and the JSON result.
+
+Reads, for each size N, server S and round R, in TMP/N/:
+  S.rR.max    dnsperf output of the unthrottled (throughput) phase
+  S.rR.lat    dnsperf -v output of the steady-rate (latency) phase
+  S.rR.proc   key=value: CPU ticks of both phases, VmHWM, VmRSS
+  S.startup.json  start-to-first-answer samples: wall, CPU and run-queue ms
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+# (key, label, unit format, which direction is better or None for info)
+METRICS = [
+    ("qps", "throughput, unthrottled (queries/s)", "{:,.0f}", "higher"),
+    ("q_per_cpu_s", "queries per server CPU-second", "{:,.0f}", "higher"),
+    ("lat_p50_us", "p50 latency at {rate} qps (us)", "{:,.0f}", "lower"),
+    ("lat_p99_us", "p99 latency at {rate} qps (us)", "{:,.0f}", "lower"),
+    ("lat_p999_us", "p99.9 latency at {rate} qps (us)", "{:,.0f}", "lower"),
+    ("cpu_util_lat", "server CPU at {rate} qps (% of a core)", "{:.1f}", "lower"),
+    ("vmhwm_mib", "peak RSS, VmHWM (MiB)", "{:,.1f}", "lower"),
+    ("vmrss_after_mib", "RSS after the load, VmRSS (MiB)", "{:,.1f}", "lower"),
+    ("startup_ms", "start to first answer, median (ms)", "{:,.1f}", "lower"),
+    ("startup_cpu_ms", "server CPU time until first answer, median (ms)", "{:,.1f}", "lower"),
+    # Context, not scores: how much of CPU 0 the server got.
+    ("cpu_util_max", "server CPU, throughput phase (% of a core)", "{:.0f}", None),
+    ("rqwait_max_pct", "server run-queue wait, throughput (% of time)", "{:.0f}", None),
+    ("rqwait_lat_pct", "server run-queue wait, latency (% of time)", "{:.1f}", None),
+    ("startup_rqwait_ms", "server run-queue wait until first answer (ms)", "{:,.1f}", None),
+]
+
+
+def dnsperf_summary(path):
+    text = open(path, errors="replace").read()
+    out = {}
+    pats = {
+        "sent": r"Queries sent:\s+(\d+)",
+        "completed": r"Queries completed:\s+(\d+)",
+        "lost": r"Queries lost:\s+(\d+)",
+        "runtime_s": r"Run time \(s\):\s+([\d.]+)",
+        "qps": r"Queries per second:\s+([\d.]+)",
+        "avg_latency_s": r"Average Latency \(s\):\s+([\d.]+)",
+    }
+    for k, p in pats.items():
+        m = re.search(p, text)
+        if m:
+            out[k] = float(m.group(1)) if "." in m.group(1) else int(m.group(1))
+    m = re.search(r"Average packet size:\s+request (\d+), response (\d+)", text)
+    if m:
+        out["avg_request_bytes"] = int(m.group(1))
+        out["avg_response_bytes"] = int(m.group(2))
+    m = re.search(r"Response codes:\s+(.*)", text)
+    codes = {}
+    if m:
+        for code, cnt in re.findall(r"([A-Z]+) (\d+) \(", m.group(1)):
+            codes[code] = int(cnt)
+    out["rcodes"] = codes
+    return out, text
+
+
+def percentile(sorted_vals, p):
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(-(-p * len(sorted_vals) // 100)) - 1))
+    return sorted_vals[k]
+
+
+def latency_stats(text):
+    lats = []
+    timeouts = 0
+    for line in text.splitlines():
+        if not line.startswith("> "):
+            continue
+        parts = line.split()
+        if parts[1] == "T":
+            timeouts += 1
+            continue
+        try:
+            lats.append(float(parts[-1]))
+        except ValueError:
+            continue
+    lats.sort()
+    us = [x * 1e6 for x in lats]
+    return {
+        "samples": len(us),
+        "timeouts": timeouts,
+        "lat_p50_us": percentile(us, 50),
+        "lat_p90_us": percentile(us, 90),
+        "lat_p99_us": percentile(us, 99),
+        "lat_p999_us": percentile(us, 99.9),
+        "lat_max_us": us[-1] if us else None,
+        "lat_mean_us": statistics.fmean(us) if us else None,
+    }
+
+
+def read_kv(path):
+    out = {}
+    for line in open(path):
+        if "=" in line:
+            k, v = line.strip().split("=", 1)
+            out[k] = int(v) if v.isdigit() else v
+    return out
+
+
+def one_round(d, server, r, clk):
+    base = os.path.join(d, "%s.r%d" % (server, r))
+    proc = read_kv(base + ".proc")
+    mx, _ = dnsperf_summary(base + ".max")
+    lat, lat_text = dnsperf_summary(base + ".lat")
+    res = {"throughput_phase": mx, "latency_phase": lat}
+    cpu_max = proc["max_cpu_ticks"] / clk
+    cpu_lat = proc["lat_cpu_ticks"] / clk
+    res["qps"] = mx.get("qps")
+    res["server_cpu_s_throughput"] = cpu_max
+    res["q_per_cpu_s"] = mx["completed"] / cpu_max if cpu_max > 0 else None
+    res["cpu_util_max"] = 100.0 * cpu_max / mx["runtime_s"] if mx.get("runtime_s") else None
+    res["server_cpu_s_latency"] = cpu_lat
+    res["cpu_util_lat"] = 100.0 * cpu_lat / lat["runtime_s"] if lat.get("runtime_s") else None
+    if mx.get("runtime_s"):
+        res["rqwait_max_pct"] = 100.0 * proc.get("max_rq_wait_ns", 0) / 1e9 / mx["runtime_s"]
+    if lat.get("runtime_s"):
+        res["rqwait_lat_pct"] = 100.0 * proc.get("lat_rq_wait_ns", 0) / 1e9 / lat["runtime_s"]
+    res.update(latency_stats(lat_text))
+    res["vmhwm_mib"] = proc["vmhwm_kb"] / 1024.0
+    res["vmrss_after_mib"] = proc["vmrss_kb"] / 1024.0
+    return res
+
+
+def median_of(rounds, key):
+    vals = [r[key] for r in rounds if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(fmtstr, v):
+    return "-" if v is None else fmtstr.format(v)
+
+
+def verdict(ratio, better):
+    if ratio is None or better is None:
+        return ""
+    if 0.95 <= ratio <= 1.05:
+        return "about equal"
+    good = ratio > 1 if better == "higher" else ratio < 1
+    return "dnsproxy better" if good else "dnsproxy worse"
+
+
+def cmd_out(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (p.stdout + p.stderr).strip().splitlines()[0]
+    except Exception:  # noqa: BLE001 - best-effort metadata
+        return None
+
+
+def version_line(cmd, prefix):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    for line in (p.stdout + p.stderr).splitlines():
+        if line.startswith(prefix):
+            return line.strip()
+    return None
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tmp", required=True)
+    ap.add_argument("--sizes", required=True)
+    ap.add_argument("--servers", required=True)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--duration", type=int, required=True)
+    ap.add_argument("--rate", type=int, required=True)
+    ap.add_argument("--clients", type=int, required=True)
+    ap.add_argument("--outstanding", type=int, required=True)
+    ap.add_argument("--clk-tck", type=int, default=100)
+    ap.add_argument("--dnsproxy-bin")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+
+    servers = args.servers.split(",")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    both = servers == ["dnsproxy", "dnsmasq"] or servers == ["dnsmasq", "dnsproxy"]
+
+    meta = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpu": cpu_model(),
+        "ncpu": os.cpu_count(),
+        "loadavg_at_report": open("/proc/loadavg").read().split()[:3],
+        "dnsperf": version_line(["dnsperf", "-h"], "Version"),
+        "dnsmasq": cmd_out(["dnsmasq", "--version"]),
+        "dnsproxy_bin": args.dnsproxy_bin,
+        "dnsproxy_version": cmd_out([args.dnsproxy_bin, "--version"]) if args.dnsproxy_bin else None,
+        "duration_s": args.duration,
+        "rate_qps": args.rate,
+        "rounds": args.rounds,
+        "dnsperf_clients": args.clients,
+        "dnsperf_outstanding": args.outstanding,
+        "pinning": "server on CPU 0, dnsperf and probes on CPU 1",
+    }
+    result = {"meta": meta, "sizes": {}}
+
+    for n in sizes:
+        d = os.path.join(args.tmp, str(n))
+        entry = {"table": json.load(open(os.path.join(d, "meta.json"))), "servers": {}}
+        for s in servers:
+            rounds = [one_round(d, s, r, args.clk_tck) for r in range(args.rounds)]
+            startup = json.load(open(os.path.join(d, "%s.startup.json" % s)))
+            metrics = {k: median_of(rounds, k) for k, *_ in METRICS
+                       if not k.startswith("startup_")}
+            for k in ("lat_p90_us", "lat_max_us", "lat_mean_us"):
+                metrics[k] = median_of(rounds, k)
+            for k, src in (("startup_ms", "wall_ms"), ("startup_cpu_ms", "cpu_ms"),
+                           ("startup_rqwait_ms", "rqwait_ms")):
+                metrics[k] = statistics.median(startup[src]) if startup[src] else None
+            entry["servers"][s] = {"metrics": metrics, "startup_samples": startup,
+                                   "rounds": rounds}
+        if both:
+            a = entry["servers"]["dnsproxy"]["metrics"]
+            b = entry["servers"]["dnsmasq"]["metrics"]
+            entry["ratio_dnsproxy_over_dnsmasq"] = {
+                k: (a[k] / b[k] if a.get(k) is not None and b.get(k) else None)
+                for k, _, _, better in METRICS if better is not None
+            }
+        result["sizes"][str(n)] = entry
+
+    # ---- print ----
+    for n in sizes:
+        entry = result["sizes"][str(n)]
+        cols = servers if not both else ["dnsproxy", "dnsmasq"]
+        print()
+        g = entry["table"]
+        title = "%s Kubernetes services in %d namespaces + %d ServiceEntries" % (
+            "{:,}".format(g["services"]), g["namespaces"], g["externals"])
+        if both:
+            title += ": dnsproxy vs dnsmasq, same run"
+        print("== " + title + " ==")
+        head = "%-50s" % "metric" + "".join("%13s" % c for c in cols)
+        if both:
+            head += "%9s  %-7s %s" % ("ratio", "better", "")
+        print(head)
+        print("-" * len(head.rstrip()) + ("-" * 16 if both else ""))
+        for key, label, f, better in METRICS:
+            if key == "cpu_util_max":
+                print("context (not scores):")
+            label = label.format(rate="{:,}".format(args.rate))
+            row = "%-50s" % label
+            for c in cols:
+                row += "%13s" % fmt(f, entry["servers"][c]["metrics"].get(key))
+            if both:
+                ratio = entry["ratio_dnsproxy_over_dnsmasq"].get(key)
+                if better is not None:
+                    row += "%9s  %-7s %s" % (fmt("{:.2f}", ratio), better,
+                                             verdict(ratio, better))
+            print(row.rstrip())
+        notes = []
+        for c in cols:
+            for r, rd in enumerate(entry["servers"][c]["rounds"]):
+                for phase in ("throughput_phase", "latency_phase"):
+                    ph = rd[phase]
+                    codes = ph.get("rcodes", {})
+                    other = {k: v for k, v in codes.items() if k != "NOERROR"}
+                    if ph.get("lost") or other:
+                        notes.append("%s round %d %s: %d lost, other rcodes %s"
+                                     % (c, r + 1, phase.split("_")[0], ph.get("lost", 0),
+                                        other or "none"))
+                got = rd["latency_phase"].get("qps")
+                if got is not None and got < 0.95 * args.rate:
+                    notes.append("%s round %d: latency phase reached only %.0f of %d qps"
+                                 % (c, r + 1, got, args.rate))
+            shares = [rd.get("cpu_util_max") for rd in entry["servers"][c]["rounds"]]
+            share = entry["servers"][c]["metrics"].get("cpu_util_max")
+            if share is not None and round(share) < 90:
+                notes.append("%s got %s%% of its core under unthrottled load (per round): "
+                             "below 90%%, so its throughput was capped by the client or by "
+                             "other load on CPU 0 (see run-queue wait); trust queries per "
+                             "CPU-second more" % (c, "/".join("%.0f" % x for x in shares
+                                                              if x is not None)))
+            sizes_seen = sorted({rd["throughput_phase"].get("avg_response_bytes")
+                                 for rd in entry["servers"][c]["rounds"]} - {None})
+            notes.append("%s average response size (bytes): %s"
+                         % (c, ", ".join(str(x) for x in sizes_seen) or "-"))
+            st = entry["servers"][c]["startup_samples"]
+            notes.append("%s start-up samples, wall/CPU ms: %s" % (c, ", ".join(
+                "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
+        if both:
+            notes.insert(0, "ratio = dnsproxy / dnsmasq; 'better' says which direction wins "
+                            "(above 1 for 'higher', below 1 for 'lower'); within 5% = about equal")
+        for line in notes:
+            print("  * " + line)
+    print()
+    print("  load average now: %s; noisy shared host: compare ratios within one run only"
+          % " ".join(meta["loadavg_at_report"]))
+
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2, sort_keys=False)
+            f.write("\n")
+        print("  results written to %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
