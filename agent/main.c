@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,9 @@ agent_build_table(struct agent_ctx *a, struct nds_table **out)
 	rc = nds_file_load(a->cfg.table_path, &nt, err, sizeof(err));
 	if (rc == 0)
 		rc = nds_table_build(nt, &o, out, err, sizeof(err));
+	/* Loading a large JSON table leaves a parse tree's worth of freed
+	 * heap behind; hand it back to the system instead of keeping it. */
+	malloc_trim(0);
 	if (rc != 0) {
 		log_error("table %s: %s", a->cfg.table_path, err);
 		return rc;
@@ -156,6 +160,7 @@ agent_table_swap(struct agent_ctx *a, struct nds_table *t)
 
 	a->table = t;
 	nds_table_unref(old);
+	malloc_trim(0); /* the old table's pages, unless a holder remains */
 	log_info("table %s: %zu entries, %zu names", a->cfg.table_path,
 	    nds_table_entries(t), nds_table_names(t));
 }
