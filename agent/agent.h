@@ -15,11 +15,15 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "resolver/resolver.h"
+
 struct event_base;
 struct nds_table;
 struct rsv;
 
 #define AGENT_LISTEN_MAX 16
+#define AGENT_UPSTREAM_MAX 32
+#define AGENT_ATTEMPTS_MAX 100
 #define AGENT_DNS_PORT 15053
 
 /* TCP limits (D10). */
@@ -57,6 +61,14 @@ struct agent_config {
 	const char *resolv_conf; /* --resolv-conf, default /etc/resolv.conf */
 	uint32_t ttl;            /* --ttl, default 30 (D8) */
 	uint32_t tcp_max_conns;  /* --max-tcp-connections, default 1024 */
+	struct rsv_upstream upstreams[AGENT_UPSTREAM_MAX]; /* --upstream */
+	size_t nupstreams;       /* 0: resolv.conf's nameservers */
+	uint32_t fwd_timeout_ms; /* --forward-timeout, default 2000 */
+	uint32_t fwd_attempts;   /* --forward-attempts, 0 = 2 x servers */
+	int fwd_parallel;        /* --forward-parallel */
+	int fwd_timeout_set;     /* the flag was given (beats the env) */
+	int fwd_parallel_set;    /* the flag was given (beats the env) */
+	uint32_t max_forwards;   /* --max-forwards, default 4096 */
 	enum agent_log_level log_level;
 	enum agent_log_format log_format;
 };
@@ -75,6 +87,12 @@ int agent_config_parse(int argc, char **argv, agent_getenv_fn env,
  * and appends it (two entries for localhost) to cfg.  0 or -EINVAL. */
 int agent_config_add_listen(struct agent_config *cfg, const char *text,
     char *err, size_t errlen);
+
+/*
+ * A Go duration ("500ms", "2s", "1m30s", "1.5s", "250us") in milliseconds,
+ * rounded up, at least 1.  0 or -EINVAL (also for zero or negative).
+ */
+int agent_parse_duration(const char *s, uint32_t *ms);
 
 /* Usage text (the --help output). */
 void agent_usage(FILE *out);

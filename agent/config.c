@@ -24,6 +24,11 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_TCP_MAX,
+	OPT_UPSTREAM,
+	OPT_FWD_TIMEOUT,
+	OPT_FWD_ATTEMPTS,
+	OPT_FWD_PARALLEL,
+	OPT_MAX_FORWARDS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -38,6 +43,11 @@ static const struct option config_options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"max-tcp-connections", required_argument, NULL, OPT_TCP_MAX},
+    {"upstream", required_argument, NULL, OPT_UPSTREAM},
+    {"forward-timeout", required_argument, NULL, OPT_FWD_TIMEOUT},
+    {"forward-attempts", required_argument, NULL, OPT_FWD_ATTEMPTS},
+    {"forward-parallel", no_argument, NULL, OPT_FWD_PARALLEL},
+    {"max-forwards", required_argument, NULL, OPT_MAX_FORWARDS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -46,42 +56,54 @@ static const struct option config_options[] = {
 void
 agent_usage(FILE *out)
 {
-	fputs(
-	    "Usage: dnsproxy [OPTIONS]\n"
-	    "\n"
-	    "Per-pod DNS proxy: answers A/AAAA for mesh names from a "
-	    "NameTable\n"
-	    "and hands every other query to the forwarding path.\n"
-	    "\n"
-	    "  --listen ADDR        UDP+TCP listen address, repeatable\n"
-	    "                       (IP:PORT, [IPv6]:PORT or localhost:PORT =\n"
-	    "                       both families; env DNS_PROXY_ADDR, comma-\n"
-	    "                       separated; default 127.0.0.1:15053 and\n"
-	    "                       [::1]:15053)\n"
-	    "  --table FILE         NameTable, proto3 JSON; re-read on SIGHUP\n"
-	    "                       (a bad file is logged, the old table "
-	    "kept)\n"
-	    "  --namespace NS       the pod's namespace (env POD_NAMESPACE);\n"
-	    "                       unset: FQDNs only, no short names\n"
-	    "  --domain D           proxy domain (default "
-	    "NS.svc.cluster.local)\n"
-	    "  --resolv-conf FILE   search list source (default "
-	    "/etc/resolv.conf)\n"
-	    "  --ttl SECONDS        TTL of local answers (default 30)\n"
-	    "  --max-tcp-connections N\n"
-	    "                       concurrent TCP clients; more are closed "
-	    "at\n"
-	    "                       accept (default 1024)\n"
-	    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
-	    "  --log-format FORMAT  text or json (default text)\n"
-	    "  --help               this text\n"
-	    "  --version            print the version\n"
-	    "\n"
-	    "Until a table is loaded every query gets SERVFAIL.  Queries the\n"
-	    "table cannot answer get SERVFAIL (forwarding is not built yet).\n"
-	    "SIGHUP reloads --table; SIGTERM/SIGINT stop (exit 0).\n"
-	    "Exit codes: 0 ok, 1 runtime or file error, 2 usage error.\n",
-	    out);
+	static const char *const lines[] = {
+	    "Usage: dnsproxy [OPTIONS]",
+	    "",
+	    "Per-pod DNS proxy: answers A/AAAA for mesh names from a",
+	    "NameTable and forwards every other query to the upstreams.",
+	    "",
+	    "  --listen ADDR          UDP+TCP listen address, repeatable:",
+	    "                         IP:PORT, [IPv6]:PORT, or localhost:PORT",
+	    "                         for both families (env DNS_PROXY_ADDR,",
+	    "                         comma-separated; default 127.0.0.1:15053",
+	    "                         and [::1]:15053)",
+	    "  --table FILE           NameTable, proto3 JSON or protobuf;",
+	    "                         re-read on SIGHUP (a bad file is logged",
+	    "                         and the old table kept)",
+	    "  --namespace NS         the pod's namespace (env POD_NAMESPACE);",
+	    "                         unset: FQDNs only, no short names",
+	    "  --domain D             proxy domain (default",
+	    "                         NS.svc.cluster.local)",
+	    "  --resolv-conf FILE     nameservers and search list (default",
+	    "                         /etc/resolv.conf)",
+	    "  --upstream IP[:PORT]   upstream server, repeatable; replaces",
+	    "                         the resolv.conf nameservers",
+	    "  --forward-timeout DUR  per attempt, e.g. 500ms, 2s (env",
+	    "                         DNS_FORWARD_TIMEOUT; default 2s)",
+	    "  --forward-attempts N   attempts per query in total (default 0:",
+	    "                         twice the number of servers)",
+	    "  --forward-parallel     ask every server at once (env",
+	    "                         DNS_FORWARD_PARALLEL=true)",
+	    "  --max-forwards N       forwards in flight; beyond, SERVFAIL",
+	    "                         (default 4096)",
+	    "  --ttl SECONDS          TTL of local answers (default 30)",
+	    "  --max-tcp-connections N",
+	    "                         concurrent TCP clients; more are closed",
+	    "                         at accept (default 1024)",
+	    "  --log-level LEVEL      debug, info, warn or error (default "
+	    "info)",
+	    "  --log-format FORMAT    text or json (default text)",
+	    "  --help                 this text",
+	    "  --version              print the version",
+	    "",
+	    "Until a table is loaded every query gets SERVFAIL.",
+	    "SIGHUP reloads --table; SIGTERM/SIGINT stop (exit 0).",
+	    "Exit codes: 0 ok, 1 runtime or file error, 2 usage error.",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		fprintf(out, "%s\n", lines[i]);
 }
 
 static int config_fail(char *err, size_t errlen, const char *fmt, ...)
@@ -112,6 +134,111 @@ config_uint(const char *s, uint32_t *ttl)
 	if (errno != 0 || *end != '\0' || v > INT32_MAX)
 		return -EINVAL;
 	*ttl = (uint32_t)v;
+	return 0;
+}
+
+int
+agent_parse_duration(const char *s, uint32_t *ms)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1},
+	    {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+	double total = 0;
+	size_t i;
+
+	if (*s == '\0')
+		return -EINVAL;
+	while (*s != '\0') {
+		const char *end = s;
+		double v = 0, scale = 1;
+		int digits = 0;
+
+		/* Go's syntax: [0-9]*(.[0-9]*)? then a unit; no sign, no
+		 * exponent (strtod would take "1e3" and "0x10"). */
+		for (; *end >= '0' && *end <= '9'; end++, digits++)
+			v = v * 10 + (*end - '0');
+		if (*end == '.')
+			for (end++; *end >= '0' && *end <= '9'; end++, digits++)
+				v += (*end - '0') * (scale /= 10);
+		if (digits == 0)
+			return -EINVAL;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			size_t n = strlen(units[i].unit);
+
+			/* The table lists "ms" before "m" and "s". */
+			if (strncmp(end, units[i].unit, n) == 0)
+				break;
+		}
+		if (i == sizeof(units) / sizeof(units[0]))
+			return -EINVAL; /* a unit is required */
+		total += v * units[i].ms;
+		s = end + strlen(units[i].unit);
+	}
+	if (total <= 0 || total > 3600e3)
+		return -EINVAL;
+	*ms = total < 1 ? 1 : (uint32_t)(total + 0.999);
+	return 0;
+}
+
+/* --upstream IP[:PORT] / [IPv6][:PORT] / bare IPv6 (port 53). */
+static int
+config_upstream(struct agent_config *cfg, const char *text)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *portp = NULL, *colon;
+	struct rsv_upstream *u;
+	size_t hlen;
+	uint32_t port = 53;
+
+	if (cfg->nupstreams >= AGENT_UPSTREAM_MAX)
+		return -E2BIG;
+	u = &cfg->upstreams[cfg->nupstreams];
+	memset(u, 0, sizeof(*u));
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			return -EINVAL;
+		hlen = (size_t)(close - text - 1);
+		if (close[1] == ':')
+			portp = close + 2;
+		text++;
+	} else if ((colon = strchr(text, ':')) != NULL &&
+	           strchr(colon + 1, ':') == NULL) {
+		hlen = (size_t)(colon - text); /* IPv4:PORT */
+		portp = colon + 1;
+	} else
+		hlen = strlen(text); /* IPv4 or bare IPv6 */
+	if (hlen == 0 || hlen >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	if (portp != NULL &&
+	    (config_uint(portp, &port) != 0 || port == 0 || port > 65535))
+		return -EINVAL;
+	if (inet_pton(AF_INET, host, u->addr) == 1)
+		u->family = AF_INET;
+	else if (inet_pton(AF_INET6, host, u->addr) == 1)
+		u->family = AF_INET6;
+	else
+		return -EINVAL;
+	u->port = (uint16_t)port;
+	cfg->nupstreams++;
+	return 0;
+}
+
+/* "true"/"1" -> 1, "false"/"0"/"" -> 0. */
+static int
+config_bool(const char *s, int *out)
+{
+	if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+		*out = 1;
+	else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0 || *s == '\0')
+		*out = 0;
+	else
+		return -EINVAL;
 	return 0;
 }
 
@@ -266,6 +393,8 @@ config_defaults(struct agent_config *cfg)
 	cfg->resolv_conf = "/etc/resolv.conf";
 	cfg->ttl = 30;
 	cfg->tcp_max_conns = AGENT_TCP_MAX_CONNS;
+	cfg->fwd_timeout_ms = RSV_TIMEOUT_MS_DEFAULT;
+	cfg->max_forwards = RSV_MAX_FORWARDS_DEFAULT;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->log_format = LOG_FMT_TEXT;
 }
@@ -299,6 +428,38 @@ config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
 			return config_fail(err, errlen,
 			    "--max-tcp-connections %s: expected 1..1000000",
 			    arg);
+		return 0;
+	case OPT_UPSTREAM:
+		if (config_upstream(cfg, arg) != 0)
+			return config_fail(err, errlen,
+			    "--upstream %s: expected IP, IP:PORT or "
+			    "[IPv6]:PORT (at most %d)",
+			    arg, AGENT_UPSTREAM_MAX);
+		return 0;
+	case OPT_FWD_TIMEOUT:
+		if (agent_parse_duration(arg, &cfg->fwd_timeout_ms) != 0)
+			return config_fail(err, errlen,
+			    "--forward-timeout %s: expected a duration such "
+			    "as 500ms or 2s (up to 1h)",
+			    arg);
+		cfg->fwd_timeout_set = 1;
+		return 0;
+	case OPT_FWD_ATTEMPTS:
+		if (config_uint(arg, &cfg->fwd_attempts) != 0 ||
+		    cfg->fwd_attempts > AGENT_ATTEMPTS_MAX)
+			return config_fail(err, errlen,
+			    "--forward-attempts %s: expected 0..%d", arg,
+			    AGENT_ATTEMPTS_MAX);
+		return 0;
+	case OPT_FWD_PARALLEL:
+		cfg->fwd_parallel = 1;
+		cfg->fwd_parallel_set = 1;
+		return 0;
+	case OPT_MAX_FORWARDS:
+		if (config_uint(arg, &cfg->max_forwards) != 0 ||
+		    cfg->max_forwards == 0 || cfg->max_forwards > 1000000)
+			return config_fail(err, errlen,
+			    "--max-forwards %s: expected 1..1000000", arg);
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (config_level(arg, &cfg->log_level) != 0)
@@ -345,6 +506,16 @@ config_finish(struct agent_config *cfg, int listen_flag, agent_getenv_fn env,
 			config_push(cfg, AF_INET6, "::1", AGENT_DNS_PORT, 1);
 		}
 	}
+	if (!cfg->fwd_timeout_set && (v = env("DNS_FORWARD_TIMEOUT")) != NULL &&
+	    *v != '\0' && agent_parse_duration(v, &cfg->fwd_timeout_ms) != 0)
+		return config_fail(err, errlen,
+		    "DNS_FORWARD_TIMEOUT=%s: expected a duration such as 2s",
+		    v);
+	if (!cfg->fwd_parallel_set &&
+	    (v = env("DNS_FORWARD_PARALLEL")) != NULL &&
+	    config_bool(v, &cfg->fwd_parallel) != 0)
+		return config_fail(err, errlen,
+		    "DNS_FORWARD_PARALLEL=%s: expected true or false", v);
 	if (cfg->ns == NULL && (v = env("POD_NAMESPACE")) != NULL)
 		cfg->ns = v;
 	if (cfg->ns != NULL && *cfg->ns == '\0')

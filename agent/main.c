@@ -35,6 +35,8 @@ struct agent_ctx {
 	struct agent_listeners *listeners;
 	struct nds_table *table; /* live table, or NULL (D7) */
 	char search0[256];       /* first search domain, or "" */
+	struct rsv_upstream upstreams[AGENT_UPSTREAM_MAX]; /* forwarding */
+	size_t nupstreams;
 	struct event *sig_hup, *sig_term, *sig_int;
 	struct event *drain; /* shutdown: waits for TCP flush */
 	int drain_ticks;
@@ -92,6 +94,44 @@ out:
 	return rc;
 }
 
+/*
+ * The upstreams: --upstream, else every resolv.conf nameserver (not just
+ * glibc's three).  c-ares 1.18.1 cannot address a scoped IPv6 server.
+ */
+static void
+agent_take_nameservers(struct agent_ctx *a, const struct rsv_resolvconf *rc)
+{
+	size_t i;
+
+	if (a->cfg.nupstreams > 0) {
+		memcpy(a->upstreams, a->cfg.upstreams,
+		    a->cfg.nupstreams * sizeof(a->upstreams[0]));
+		a->nupstreams = a->cfg.nupstreams;
+		return;
+	}
+	for (i = 0; i < rc->nservers; i++) {
+		const struct rsv_nameserver *ns = &rc->servers[i];
+		struct rsv_upstream *u;
+
+		if (ns->scoped) {
+			log_warn("%s: nameserver %s%%%u skipped: scoped IPv6 "
+			         "servers are not supported by this c-ares",
+			    a->cfg.resolv_conf, ns->text, ns->scope_id);
+			continue;
+		}
+		if (a->nupstreams == AGENT_UPSTREAM_MAX) {
+			log_warn("%s: more than %d nameservers; the rest are "
+			         "ignored",
+			    a->cfg.resolv_conf, AGENT_UPSTREAM_MAX);
+			break;
+		}
+		u = &a->upstreams[a->nupstreams++];
+		u->family = ns->family;
+		memcpy(u->addr, ns->addr, sizeof(u->addr));
+		u->port = ns->port;
+	}
+}
+
 /* resolv.conf gives the search list; its first domain drives the search
  * CNAMEs (SPEC §2).  A missing file is a start-up error (SPEC §4). */
 static int
@@ -119,6 +159,7 @@ agent_load_resolv_conf(struct agent_ctx *a)
 		    rc->warning, rc->nskipped);
 	if (rc->nsearch > 0)
 		snprintf(a->search0, sizeof(a->search0), "%s", rc->search[0]);
+	agent_take_nameservers(a, rc);
 	log_info("resolv.conf %s: %zu nameserver(s), search[0] \"%s\"",
 	    a->cfg.resolv_conf, rc->nservers, a->search0);
 	rsv_resolvconf_free(rc);
@@ -252,6 +293,40 @@ agent_cleanup(struct agent_ctx *a)
 	libevent_global_shutdown();
 }
 
+/* The resolver with its upstreams (SPEC §4). */
+static int
+agent_resolver(struct agent_ctx *a)
+{
+	struct rsv_config rc = {
+	    .upstreams = a->upstreams,
+	    .nupstreams = a->nupstreams,
+	    .timeout_ms = a->cfg.fwd_timeout_ms,
+	    .attempts = a->cfg.fwd_attempts,
+	    .parallel = a->cfg.fwd_parallel,
+	    .max_forwards = a->cfg.max_forwards,
+	};
+	const char *const *names;
+	const uint64_t *fails;
+	char err[256];
+	size_t i, n;
+
+	if (rsv_create(a->base, &rc, &a->rsv, err, sizeof(err)) != 0) {
+		log_error("resolver: %s", err);
+		return -1;
+	}
+	n = rsv_upstreams(a->rsv, &names, &fails);
+	if (n == 0)
+		log_warn("no upstream nameserver: queries the table cannot "
+		         "answer get SERVFAIL");
+	for (i = 0; i < n; i++)
+		log_info("upstream %s", names[i]);
+	log_info("forwarding: %u ms per attempt, %u attempts, %s",
+	    a->cfg.fwd_timeout_ms,
+	    a->cfg.fwd_attempts ? a->cfg.fwd_attempts : (unsigned)(2 * n),
+	    a->cfg.fwd_parallel ? "parallel" : "one server at a time");
+	return 0;
+}
+
 /* Everything after the command line; returns the exit code. */
 static int
 agent_run(struct agent_ctx *a)
@@ -269,11 +344,12 @@ agent_run(struct agent_ctx *a)
 	else
 		log_warn("no table loaded: every query gets SERVFAIL until "
 		         "one is");
-	if ((a->base = event_base_new()) == NULL ||
-	    rsv_create(a->base, NULL, &a->rsv) != 0 || agent_signals(a) != 0) {
+	if ((a->base = event_base_new()) == NULL || agent_signals(a) != 0) {
 		log_error("out of memory");
 		return 1;
 	}
+	if (agent_resolver(a) != 0)
+		return 1;
 	srv.base = a->base;
 	srv.rsv = a->rsv;
 	srv.table = &a->table;

@@ -10,12 +10,14 @@
 
 #include "nds/nds.h"
 #include "resolver/answer.h"
+#include "resolver/fwd.h"
 #include "resolver/wire.h"
 
 struct rsv {
 	struct event_base *base;  /* borrowed; drives forwarding */
 	struct rsv_rng rng;       /* D6 random source */
 	struct rsv_stats stats;   /* counters for the admin surface */
+	struct fwd *fwd;          /* the upstreams (SPEC §4) */
 	uint8_t out[RSV_MSG_MAX]; /* reply scratch, used within one call */
 };
 
@@ -28,18 +30,27 @@ rsv_default_rand(uint32_t bound, void *arg)
 
 int
 rsv_create(struct event_base *base, const struct rsv_config *cfg,
-    struct rsv **out)
+    struct rsv **out, char *err, size_t errlen)
 {
+	static const struct rsv_config none;
 	struct rsv *r;
+	int rc;
 
 	*out = NULL;
+	if (cfg == NULL)
+		cfg = &none;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	r->base = base;
 	r->rng.fn = rsv_default_rand;
-	if (cfg != NULL && cfg->rand != NULL) {
+	if (cfg->rand != NULL) {
 		r->rng.fn = cfg->rand;
 		r->rng.arg = cfg->rand_arg;
+	}
+	if ((rc = fwd_create(base, cfg, &r->rng, &r->stats, &r->fwd, err,
+	         errlen)) != 0) {
+		free(r);
+		return rc;
 	}
 	*out = r;
 	return 0;
@@ -48,7 +59,17 @@ rsv_create(struct event_base *base, const struct rsv_config *cfg,
 void
 rsv_destroy(struct rsv *r)
 {
+	if (r == NULL)
+		return;
+	fwd_destroy(r->fwd);
 	free(r);
+}
+
+size_t
+rsv_upstreams(const struct rsv *r, const char *const **names,
+    const uint64_t **failures)
+{
+	return fwd_upstreams(r->fwd, names, failures);
 }
 
 const struct rsv_stats *
@@ -86,19 +107,6 @@ rsv_reply_error(struct rsv *r, const struct rsv_query *q, int rcode,
 	cb(len > 0 ? r->out : NULL, len, arg);
 }
 
-/*
- * Everything the table does not answer.  Forwarding to the cluster
- * resolver is a later step (issue "Forwarding"); until then such queries
- * get SERVFAIL, which tells the client to try its next server.
- */
-static void
-rsv_forward(struct rsv *r, const struct rsv_query *q, enum rsv_transport tr,
-    rsv_reply_fn cb, void *arg)
-{
-	(void)tr;
-	rsv_reply_error(r, q, RSV_SERVFAIL, 1, cb, arg);
-}
-
 static unsigned
 rsv_qtype_class(uint16_t qtype)
 {
@@ -134,8 +142,8 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 	}
 	rc = rsv_answer_local(t, &q, tr, &r->rng, r->out, sizeof(r->out),
 	    &outlen);
-	if (rc == -ENOENT) {
-		rsv_forward(r, &q, tr, cb, arg);
+	if (rc == -ENOENT) { /* not ours: the cluster resolver's */
+		fwd_query(r->fwd, &q, pkt, len, tr, cb, arg);
 		return 0;
 	}
 	if (rc != 0) { /* out of memory for a huge shuffle */

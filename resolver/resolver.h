@@ -30,9 +30,25 @@ enum rsv_transport { RSV_UDP = 0, RSV_TCP = 1 };
  */
 typedef uint32_t (*rsv_rand_fn)(uint32_t bound, void *arg);
 
+/* One upstream server (an IP literal and port). */
+struct rsv_upstream {
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* 4 or 16 bytes, network order */
+	uint16_t port;    /* host order */
+};
+
+#define RSV_TIMEOUT_MS_DEFAULT 2000   /* per attempt (D4) */
+#define RSV_MAX_FORWARDS_DEFAULT 4096 /* forwards in flight (D10) */
+
 struct rsv_config {
-	rsv_rand_fn rand; /* NULL = arc4random_uniform() */
-	void *rand_arg;   /* passed to rand */
+	rsv_rand_fn rand;                     /* NULL = arc4random_uniform() */
+	void *rand_arg;                       /* passed to rand */
+	const struct rsv_upstream *upstreams; /* copied by rsv_create() */
+	size_t nupstreams;     /* 0: everything forwarded gets SERVFAIL */
+	unsigned timeout_ms;   /* per attempt; 0 = RSV_TIMEOUT_MS_DEFAULT */
+	unsigned attempts;     /* in total; 0 = 2 x nupstreams */
+	int parallel;          /* ask every server at once */
+	unsigned max_forwards; /* in flight; 0 = RSV_MAX_FORWARDS_DEFAULT */
 };
 
 /* Called exactly once per rsv_query(); see above. */
@@ -46,6 +62,10 @@ enum rsv_source {
 	RSV_SRC_COUNT
 };
 
+/* Upper bounds (seconds) of the upstream latency histogram (SPEC §6). */
+#define RSV_FWD_BUCKETS 6
+extern const double rsv_fwd_bucket_bounds[RSV_FWD_BUCKETS];
+
 /* Counters kept by the resolver; read with rsv_stats(). */
 struct rsv_stats {
 	uint64_t requests;      /* queries reaching the handler */
@@ -54,11 +74,21 @@ struct rsv_stats {
 	uint64_t queries[2][3]; /* [transport][A, AAAA, other] */
 	uint64_t responses[RSV_SRC_COUNT][24]; /* [source][rcode], rcode
 	                                        * capped at 23 */
+	uint64_t forwarded;    /* queries forwarded, once each */
+	uint64_t fwd_failures; /* forwards without a good answer */
+	uint64_t fwd_rejected; /* beyond the in-flight cap */
+	uint64_t fwd_inflight; /* forwards in flight now */
+	uint64_t fwd_duration[RSV_FWD_BUCKETS + 1]; /* histogram of whole
+	                                             * forwards; last = +Inf */
+	double fwd_duration_sum;                    /* seconds */
 };
 
-/* base is borrowed and must outlive the resolver.  0 or -ENOMEM. */
+/*
+ * base is borrowed and must outlive the resolver.  0, -ENOMEM or -EINVAL
+ * (an upstream the library cannot use; err says which).
+ */
 int rsv_create(struct event_base *base, const struct rsv_config *cfg,
-    struct rsv **out);
+    struct rsv **out, char *err, size_t errlen);
 
 /* NULL-safe; see above. */
 void rsv_destroy(struct rsv *r);
@@ -72,5 +102,9 @@ int rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
     size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg);
 
 const struct rsv_stats *rsv_stats(const struct rsv *r);
+
+/* The upstreams as text ("10.96.0.10:53") and their failure counts. */
+size_t rsv_upstreams(const struct rsv *r, const char *const **names,
+    const uint64_t **failures);
 
 #endif

@@ -867,6 +867,14 @@ trunc_encode(const uint8_t *pkt, size_t len, const struct msg_info *mi,
 }
 
 int
+rsv_msg_check(const uint8_t *pkt, size_t len)
+{
+	struct msg_info mi;
+
+	return pkt == NULL ? -EINVAL : msg_scan(pkt, len, &mi);
+}
+
+int
 rsv_msg_truncate(const uint8_t *pkt, size_t len, size_t limit, uint8_t *out,
     size_t cap, size_t *outlen)
 {

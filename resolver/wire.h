@@ -255,6 +255,12 @@ size_t rsv_writer_finish(struct rsv_writer *w, const struct rsv_hdr *h);
 size_t rsv_udp_limit(const struct rsv_query *q);
 
 /*
+ * Validates a complete message (every question and RR, names, no trailing
+ * bytes, one OPT at most, in the additional section).  0 or -EINVAL.
+ */
+int rsv_msg_check(const uint8_t *pkt, size_t len);
+
+/*
  * Re-encodes the complete message pkt (a reply, e.g. relayed from an
  * upstream) into out, compressed, truncated per SPEC §3 to limit bytes:
  * the OPT set aside, answer then authority then additional RRs kept while

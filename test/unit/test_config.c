@@ -232,6 +232,101 @@ test_help_and_version_modes(void **state)
 	assert_int_equal(cfg.mode, AGENT_VERSION);
 }
 
+static void
+test_go_durations_round_up_to_milliseconds(void **state)
+{
+	static const struct {
+		const char *in;
+		uint32_t ms;
+	} good[] = {{"2s", 2000}, {"500ms", 500}, {"1.5s", 1500},
+	    {"1m30s", 90000}, {"250us", 1}, {"1500us", 2}, {"100ms", 100},
+	    {"1h", 3600000}, {"0.1s", 100}};
+	static const char *const bad[] = {"", "2", "s", "-1s", "0s", "2x",
+	    "1.5", "2h", "ms", " 2s", "2s ", "1e3ms"};
+	uint32_t ms;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(agent_parse_duration(good[i].in, &ms), 0);
+		assert_int_equal(ms, good[i].ms);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(agent_parse_duration(bad[i], &ms), -EINVAL);
+}
+
+static void
+test_upstreams_take_ip_literals_with_optional_port(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--upstream",
+	                     "10.96.0.10", "--upstream", "127.0.0.1:5353",
+	                     "--upstream", "[2001:db8::1]:54", "--upstream",
+	                     "2001:db8::2", "--upstream", "[::1]", NULL),
+	    0);
+	assert_int_equal(cfg.nupstreams, 5);
+	assert_int_equal(cfg.upstreams[0].family, AF_INET);
+	assert_int_equal(cfg.upstreams[0].port, 53);
+	assert_memory_equal(cfg.upstreams[0].addr, "\x0a\x60\x00\x0a", 4);
+	assert_int_equal(cfg.upstreams[1].port, 5353);
+	assert_int_equal(cfg.upstreams[2].family, AF_INET6);
+	assert_int_equal(cfg.upstreams[2].port, 54);
+	assert_int_equal(cfg.upstreams[3].family, AF_INET6);
+	assert_int_equal(cfg.upstreams[3].port, 53);
+	assert_int_equal(cfg.upstreams[4].port, 53);
+}
+
+static void
+test_bad_upstreams_are_usage_errors(void **state)
+{
+	static const char *const bad[] = {"kube-dns", "10.0.0.1:0",
+	    "10.0.0.1:x", "[2001:db8::1", "[2001:db8::1]x", "", "10.0.0.300",
+	    "[10.0.0.1]:53:53"};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&cfg, NULL, err, sizeof(err),
+		                     "--upstream", bad[i], NULL),
+		    -EINVAL);
+		assert_non_null(strstr(err, "--upstream"));
+	}
+}
+
+static void
+test_forwarding_flags_and_env(void **state)
+{
+	static const char *const env[] = {"DNS_FORWARD_TIMEOUT", "300ms",
+	    "DNS_FORWARD_PARALLEL", "true", NULL};
+	static const char *const badenv[] = {
+	    "DNS_FORWARD_TIMEOUT", "soon", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.fwd_timeout_ms, 2000);
+	assert_int_equal(cfg.fwd_attempts, 0);
+	assert_int_equal(cfg.fwd_parallel, 0);
+	assert_int_equal(cfg.max_forwards, 4096);
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.fwd_timeout_ms, 300);
+	assert_int_equal(cfg.fwd_parallel, 1);
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--forward-timeout",
+	                     "1s", "--forward-attempts", "3", "--max-forwards",
+	                     "10", NULL),
+	    0);
+	assert_int_equal(cfg.fwd_timeout_ms, 1000); /* the flag wins */
+	assert_int_equal(cfg.fwd_attempts, 3);
+	assert_int_equal(cfg.max_forwards, 10);
+	assert_int_equal(parse(&cfg, badenv, err, sizeof(err), NULL), -EINVAL);
+	assert_non_null(strstr(err, "DNS_FORWARD_TIMEOUT"));
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err),
+	                     "--forward-attempts", "101", NULL),
+	    -EINVAL);
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--max-forwards",
+	                     "0", NULL),
+	    -EINVAL);
+}
+
 int
 main(void)
 {
@@ -250,6 +345,11 @@ main(void)
 	    cmocka_unit_test(
 	        test_unknown_flag_and_missing_value_are_usage_errors),
 	    cmocka_unit_test(test_help_and_version_modes),
+	    cmocka_unit_test(test_go_durations_round_up_to_milliseconds),
+	    cmocka_unit_test(
+	        test_upstreams_take_ip_literals_with_optional_port),
+	    cmocka_unit_test(test_bad_upstreams_are_usage_errors),
+	    cmocka_unit_test(test_forwarding_flags_and_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,594 @@
+/*
+ * fwd.c: forwarding through c-ares (SPEC §4).  The only I/O of resolver/.
+ *
+ * One c-ares channel per (upstream server, transport): c-ares 1.18.1 can
+ * neither pick a server per ares_send() nor switch UDP/TCP per query, and
+ * we want to choose the order, fail over on SERVFAIL/REFUSED and forward
+ * TCP clients over TCP.  Each channel is told one server, one try, our
+ * timeout, no rotation, no search, no cache, and to hand every reply to
+ * us (NOCHECKRESP) with TC untouched (IGNTC).
+ *
+ * The channels run on our event loop: the socket-state callback keeps one
+ * event per c-ares socket, each event calls ares_process_fd() for its
+ * channel, and one timer per channel is re-armed from ares_timeout() after
+ * anything that may have moved the deadline.
+ *
+ * A forwarded query is one struct fwd_query that lives until its last
+ * ares_send() callback has run (several at once in parallel mode).  The
+ * client hears exactly once: the first good reply, or when every attempt
+ * has failed, the last upstream reply if any, else SERVFAIL.  c-ares 1.18.1
+ * matches replies by ID, and two clients may use the same ID, so every
+ * forwarded query gets an ID unique among those in flight; the client's
+ * is put back on the reply.
+ */
+#include "resolver/fwd.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define FWD_ID_WORDS (65536 / 64)
+#define FWD_UDP_READ_MAX                                                       \
+	4097 /* c-ares 1.18.1 reads UDP replies into                           \
+	      * MAXENDSSZ + 1 bytes */
+
+const double rsv_fwd_bucket_bounds[RSV_FWD_BUCKETS] = {
+    0.001, 0.005, 0.01, 0.1, 1, 5};
+
+struct fwd;
+
+/* One socket c-ares asked us to watch. */
+struct fwd_sock {
+	struct fwd_chan *chan;
+	ares_socket_t fd;
+	struct event *ev; /* EV_READ and/or EV_WRITE, persistent */
+	TAILQ_ENTRY(fwd_sock) entry;
+};
+TAILQ_HEAD(fwd_sock_list, fwd_sock);
+
+/* One (server, transport) channel. */
+struct fwd_chan {
+	struct fwd *f;
+	ares_channel channel;
+	struct event *timer;        /* c-ares' next deadline */
+	struct fwd_sock_list socks; /* sockets being watched */
+	size_t server;              /* index into f->names */
+};
+
+struct fwd {
+	struct event_base *base;
+	const struct rsv_rng *rng;
+	struct rsv_stats *stats;
+	struct fwd_chan *chans; /* [server * 2 + transport] */
+	size_t nservers;
+	char (*names)[64];      /* "10.96.0.10:53", per server */
+	const char **name_ptrs; /* the same, as an array of pointers */
+	uint64_t *failures;     /* per server: failed attempts */
+	unsigned timeout_ms;
+	unsigned attempts; /* in total per query */
+	unsigned max_forwards;
+	int parallel;
+	int destroying;             /* no new attempts: answer and go */
+	uint64_t ids[FWD_ID_WORDS]; /* outgoing IDs in flight (bitmap) */
+	uint16_t next_id;
+};
+
+/* One ares_send(): the callback learns its query and server from it. */
+struct fwd_attempt {
+	struct fwd_query *fq;
+	size_t server;
+};
+
+struct fwd_query {
+	struct fwd *f;
+	rsv_reply_fn cb;
+	void *arg;
+	struct rsv_query q; /* the client's question, for SERVFAIL */
+	enum rsv_transport tr;
+	size_t limit; /* the client's reply size limit */
+	uint8_t *msg; /* the client's query with our ID */
+	size_t len;
+	uint16_t out_id;
+	unsigned sent;    /* attempts started */
+	unsigned pending; /* ares_send() callbacks still to come */
+	int done;         /* the client has its reply */
+	uint8_t *last;    /* last upstream failure reply (SERVFAIL,
+	                   * REFUSED), relayed if nothing better */
+	size_t lastlen;
+	struct timespec start;
+	size_t *order;            /* server order for this query */
+	struct fwd_attempt att[]; /* one per attempt */
+};
+
+/* ---- IDs ---- */
+
+static int
+fwd_id_busy(const struct fwd *f, uint16_t id)
+{
+	return (f->ids[id / 64] >> (id % 64)) & 1;
+}
+
+static void
+fwd_id_set(struct fwd *f, uint16_t id, int busy)
+{
+	if (busy)
+		f->ids[id / 64] |= (uint64_t)1 << (id % 64);
+	else
+		f->ids[id / 64] &= ~((uint64_t)1 << (id % 64));
+}
+
+/* An ID no query in flight uses; there are far fewer than 65536. */
+static uint16_t
+fwd_id_take(struct fwd *f)
+{
+	uint16_t id = (uint16_t)f->rng->fn(65536, f->rng->arg);
+
+	while (fwd_id_busy(f, id))
+		id++;
+	fwd_id_set(f, id, 1);
+	return id;
+}
+
+/* ---- loop integration ---- */
+
+static void fwd_timer_rearm(struct fwd_chan *ch);
+
+static void
+fwd_on_fd(evutil_socket_t fd, short what, void *arg)
+{
+	struct fwd_sock *s = arg;
+	struct fwd_chan *ch = s->chan; /* s may be freed below */
+
+	ares_process_fd(ch->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	fwd_timer_rearm(ch); /* a retry may have moved the deadline */
+}
+
+static void
+fwd_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct fwd_chan *ch = arg;
+
+	(void)fd, (void)what;
+	ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	fwd_timer_rearm(ch);
+}
+
+static void
+fwd_timer_rearm(struct fwd_chan *ch)
+{
+	struct timeval tv, *tvp;
+
+	if (ch->channel == NULL)
+		return;
+	tvp = ares_timeout(ch->channel, NULL, &tv);
+	if (tvp != NULL)
+		evtimer_add(ch->timer, tvp);
+	else
+		evtimer_del(ch->timer);
+}
+
+/* c-ares opens, changes or closes a socket. */
+static void
+fwd_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct fwd_chan *ch = data;
+	struct fwd_sock *s;
+	short what =
+	    (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
+
+	TAILQ_FOREACH(s, &ch->socks, entry)
+		if (s->fd == fd)
+			break;
+	if (s != NULL) {
+		event_free(s->ev);
+		s->ev = NULL;
+		if (what == 0) {
+			TAILQ_REMOVE(&ch->socks, s, entry);
+			free(s);
+			return;
+		}
+	} else {
+		if (what == 0 || (s = calloc(1, sizeof(*s))) == NULL)
+			return; /* on ENOMEM c-ares times the query out */
+		s->chan = ch;
+		s->fd = fd;
+		TAILQ_INSERT_TAIL(&ch->socks, s, entry);
+	}
+	s->ev = event_new(ch->f->base, fd, (short)(what | EV_PERSIST),
+	    fwd_on_fd, s);
+	if (s->ev != NULL)
+		event_add(s->ev, NULL);
+}
+
+/* ---- channels ---- */
+
+static int
+fwd_chan_init(struct fwd *f, struct fwd_chan *ch, size_t server, int tcp,
+    char *err, size_t errlen)
+{
+	struct ares_options o;
+	int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
+	           ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_IGNTC | ARES_FLAG_NOSEARCH |
+	          ARES_FLAG_NOALIASES |
+	          (tcp ? ARES_FLAG_USEVC | ARES_FLAG_STAYOPEN : 0);
+	o.timeout = (int)f->timeout_ms;
+	o.tries = 1; /* we drive order and count */
+	o.sock_state_cb = fwd_sock_state;
+	o.sock_state_cb_data = ch;
+#ifdef ARES_OPT_QUERY_CACHE
+	mask |= ARES_OPT_QUERY_CACHE; /* >= 1.23 caches by default */
+	o.qcache_max_ttl = 0;
+#endif
+#ifdef ARES_OPT_SERVER_FAILOVER
+	mask |= ARES_OPT_SERVER_FAILOVER;
+	o.server_failover_opts.retry_chance = 0;
+	o.server_failover_opts.retry_delay = 0;
+#endif
+	ch->f = f;
+	ch->server = server;
+	TAILQ_INIT(&ch->socks);
+	if ((ch->timer = evtimer_new(f->base, fwd_on_timer, ch)) == NULL)
+		return -ENOMEM;
+	if ((rc = ares_init_options(&ch->channel, &o, mask)) != ARES_SUCCESS) {
+		ch->channel = NULL;
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
+		return -ENOMEM;
+	}
+	if ((rc = ares_set_servers_ports_csv(ch->channel, f->names[server])) !=
+	    ARES_SUCCESS) {
+		snprintf(err, errlen, "upstream %s: %s", f->names[server],
+		    ares_strerror(rc));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void
+fwd_chan_fini(struct fwd_chan *ch)
+{
+	struct fwd_sock *s;
+
+	if (ch->channel != NULL) {
+		/* Pending queries get ARES_EDESTRUCTION callbacks here. */
+		ares_destroy(ch->channel);
+		ch->channel = NULL;
+	}
+	while ((s = TAILQ_FIRST(&ch->socks)) != NULL) {
+		TAILQ_REMOVE(&ch->socks, s, entry);
+		if (s->ev != NULL)
+			event_free(s->ev);
+		free(s);
+	}
+	if (ch->timer != NULL)
+		event_free(ch->timer);
+	ch->timer = NULL;
+}
+
+static int
+fwd_name(const struct rsv_upstream *u, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+	int n;
+
+	if (inet_ntop(u->family, u->addr, ip, sizeof(ip)) == NULL)
+		return -EINVAL;
+	n = snprintf(buf, len, u->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+	    u->port);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int
+fwd_create(struct event_base *base, const struct rsv_config *cfg,
+    const struct rsv_rng *rng, struct rsv_stats *stats, struct fwd **out,
+    char *err, size_t errlen)
+{
+	size_t n = cfg->nupstreams, i;
+	struct fwd *f;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return -ENOMEM;
+	f->base = base;
+	f->rng = rng;
+	f->stats = stats;
+	f->nservers = n;
+	f->timeout_ms =
+	    cfg->timeout_ms ? cfg->timeout_ms : RSV_TIMEOUT_MS_DEFAULT;
+	f->attempts = cfg->attempts ? cfg->attempts : (unsigned)(2 * n);
+	f->max_forwards =
+	    cfg->max_forwards ? cfg->max_forwards : RSV_MAX_FORWARDS_DEFAULT;
+	f->parallel = cfg->parallel;
+	if (n > 0 && ((f->names = calloc(n, sizeof(*f->names))) == NULL ||
+	                 (f->name_ptrs = calloc(n, sizeof(char *))) == NULL ||
+	                 (f->failures = calloc(n, sizeof(uint64_t))) == NULL ||
+	                 (f->chans = calloc(2 * n, sizeof(*f->chans))) == NULL))
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if ((rc = fwd_name(&cfg->upstreams[i], f->names[i],
+		         sizeof(f->names[i]))) != 0) {
+			snprintf(err, errlen, "upstream %zu: bad address", i);
+			goto fail;
+		}
+		f->name_ptrs[i] = f->names[i];
+	}
+	for (i = 0; i < 2 * n; i++)
+		if ((rc = fwd_chan_init(f, &f->chans[i], i / 2, (int)(i % 2),
+		         err, errlen)) != 0)
+			goto fail;
+	*out = f;
+	return 0;
+fail:
+	fwd_destroy(f);
+	return rc;
+}
+
+/* ---- queries ---- */
+
+static double
+fwd_elapsed(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void
+fwd_query_free(struct fwd_query *fq)
+{
+	fwd_id_set(fq->f, fq->out_id, 0);
+	fq->f->stats->fwd_inflight--;
+	free(fq->msg);
+	free(fq->last);
+	free(fq);
+}
+
+/* Tells the client, once: reply (already the client's) or SERVFAIL. */
+static void
+fwd_finish(struct fwd_query *fq, const uint8_t *reply, size_t len, int good)
+{
+	struct fwd *f = fq->f;
+	uint8_t out[RSV_MSG_MAX];
+	double secs = fwd_elapsed(&fq->start);
+	size_t olen = 0, b;
+
+	fq->done = 1;
+	for (b = 0; b < RSV_FWD_BUCKETS && secs > rsv_fwd_bucket_bounds[b]; b++)
+		;
+	f->stats->fwd_duration[b]++;
+	f->stats->fwd_duration_sum += secs;
+	if (!good)
+		f->stats->fwd_failures++;
+	if (reply == NULL && f->destroying) {
+		fq->cb(NULL, 0, fq->arg);
+		return;
+	}
+	if (reply != NULL && rsv_msg_truncate(reply, len, fq->limit, out,
+	                         sizeof(out), &olen) == 0) {
+		f->stats->responses[RSV_SRC_FORWARDED]
+		                   [RSV_RCODE(rsv_get16(out + 2))]++;
+		fq->cb(out, olen, fq->arg);
+		return;
+	}
+	if (rsv_answer_error(&fq->q, RSV_SERVFAIL, 1, out, sizeof(out),
+	        &olen) != 0)
+		olen = 0;
+	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
+	fq->cb(olen > 0 ? out : NULL, olen, fq->arg);
+}
+
+/*
+ * What an upstream reply is worth: 1 final (relay it), 0 a failure to
+ * remember (SERVFAIL, REFUSED), -1 unusable.  A UDP reply cut at c-ares'
+ * read limit becomes header + question + TC=1 in cut (D3).
+ */
+static int
+fwd_judge(struct fwd_query *fq, int udp, uint8_t *abuf, size_t alen,
+    uint8_t *cut, size_t *cutlen)
+{
+	uint8_t scratch[RSV_HDR_LEN + RSV_NAME_MAX + 4];
+	unsigned rc;
+
+	if (alen < RSV_HDR_LEN)
+		return -1;
+	rsv_put16(abuf, fq->q.hdr.id); /* the client's ID back */
+	if (rsv_msg_check(abuf, alen) != 0) {
+		struct rsv_writer w;
+		struct rsv_hdr h;
+
+		if (!udp || alen < FWD_UDP_READ_MAX)
+			return -1; /* garbage: fail over */
+		rsv_writer_init(&w, scratch, sizeof(scratch), sizeof(scratch));
+		if (rsv_writer_question(&w, fq->q.qname, fq->q.qname_len,
+		        fq->q.qtype, fq->q.qclass) != 0)
+			return -1;
+		h.id = fq->q.hdr.id;
+		h.flags = rsv_get16(abuf + 2) | RSV_F_TC;
+		*cutlen = rsv_writer_finish(&w, &h);
+		memcpy(cut, scratch, *cutlen);
+		return 1;
+	}
+	*cutlen = 0;
+	rc = RSV_RCODE(rsv_get16(abuf + 2));
+	return (rc == RSV_SERVFAIL || rc == RSV_REFUSED) ? 0 : 1;
+}
+
+static void fwd_on_answer(void *arg, int status, int timeouts,
+    unsigned char *abuf, int alen);
+
+/* Starts attempt number fq->sent on its server. */
+static void
+fwd_send(struct fwd_query *fq)
+{
+	struct fwd *f = fq->f;
+	size_t server = fq->order[fq->sent % f->nservers];
+	struct fwd_chan *ch = &f->chans[server * 2 + (fq->tr == RSV_TCP)];
+
+	struct fwd_attempt *at = &fq->att[fq->sent];
+
+	at->fq = fq;
+	at->server = server;
+	fq->sent++;
+	fq->pending++;
+	/* The callback may run inside ares_send(); fq is ready for it. */
+	ares_send(ch->channel, fq->msg, (int)fq->len, fwd_on_answer, at);
+	fwd_timer_rearm(ch);
+}
+
+/* Starts the next attempt(s) after a failure, or gives up. */
+static void
+fwd_next(struct fwd_query *fq)
+{
+	struct fwd *f = fq->f;
+	unsigned i, n;
+
+	if (fq->done || fq->pending > 0)
+		return;
+	if (f->destroying || fq->sent >= f->attempts) {
+		fwd_finish(fq, fq->last, fq->lastlen, 0);
+		return;
+	}
+	/* Sequential: one more server.  Parallel: one more round. */
+	n = f->parallel ? (unsigned)f->nservers : 1;
+	for (i = 0; i < n && fq->sent < f->attempts && !fq->done; i++)
+		fwd_send(fq);
+}
+
+static void
+fwd_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct fwd_attempt *at = arg;
+	struct fwd_query *fq = at->fq;
+	struct fwd *f = fq->f;
+	uint8_t cut[RSV_HDR_LEN + RSV_NAME_MAX + 4];
+	size_t cutlen = 0;
+	int verdict = -1;
+
+	(void)timeouts;
+	fq->pending--;
+	if (!fq->done && status == ARES_SUCCESS && abuf != NULL && alen > 0)
+		verdict = fwd_judge(fq, fq->tr == RSV_UDP, abuf, (size_t)alen,
+		    cut, &cutlen);
+	if (!fq->done && verdict == 1) {
+		if (cutlen > 0)
+			fwd_finish(fq, cut, cutlen, 1);
+		else
+			fwd_finish(fq, abuf, (size_t)alen, 1);
+	} else if (!fq->done && status != ARES_EDESTRUCTION) {
+		f->failures[at->server]++;
+		if (verdict == 0) { /* keep the last SERVFAIL/REFUSED */
+			uint8_t *copy = malloc((size_t)alen);
+
+			if (copy != NULL) {
+				memcpy(copy, abuf, (size_t)alen);
+				free(fq->last);
+				fq->last = copy;
+				fq->lastlen = (size_t)alen;
+			}
+		}
+	}
+	if (!fq->done)
+		fwd_next(fq);
+	if (fq->done && fq->pending == 0)
+		fwd_query_free(fq);
+}
+
+void
+fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
+    size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg)
+{
+	struct fwd_query *fq;
+	size_t i;
+
+	f->stats->forwarded++;
+	if (f->stats->fwd_inflight >= f->max_forwards) {
+		f->stats->fwd_rejected++;
+		goto servfail;
+	}
+	if (f->nservers == 0 ||
+	    (fq = calloc(1, sizeof(*fq) + f->attempts * sizeof(fq->att[0]) +
+	                        f->nservers * sizeof(size_t))) == NULL) {
+		f->stats->fwd_failures++;
+		goto servfail;
+	}
+	if ((fq->msg = malloc(len)) == NULL) {
+		free(fq);
+		f->stats->fwd_failures++;
+		goto servfail;
+	}
+	fq->f = f;
+	fq->order = (size_t *)(void *)&fq->att[f->attempts];
+	fq->cb = cb;
+	fq->arg = arg;
+	fq->q = *q;
+	fq->q.opt.rdata = NULL; /* points into pkt, which we don't keep */
+	fq->tr = tr;
+	fq->limit = tr == RSV_TCP ? RSV_MSG_MAX : rsv_udp_limit(q);
+	memcpy(fq->msg, pkt, len);
+	fq->len = len;
+	fq->out_id = fwd_id_take(f);
+	rsv_put16(fq->msg, fq->out_id);
+	for (i = 0; i < f->nservers; i++) /* Fisher-Yates: random order */
+		fq->order[i] = i;
+	for (i = f->nservers; i > 1; i--) {
+		size_t j = f->rng->fn((uint32_t)i, f->rng->arg), t;
+
+		t = fq->order[i - 1];
+		fq->order[i - 1] = fq->order[j];
+		fq->order[j] = t;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &fq->start);
+	f->stats->fwd_inflight++;
+	fwd_next(fq);
+	return;
+servfail : {
+	uint8_t out[RSV_MSG_MAX];
+	size_t olen = 0;
+
+	if (rsv_answer_error(q, RSV_SERVFAIL, 1, out, sizeof(out), &olen) != 0)
+		olen = 0;
+	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
+	cb(olen > 0 ? out : NULL, olen, arg);
+}
+}
+
+size_t
+fwd_upstreams(const struct fwd *f, const char *const **names,
+    const uint64_t **failures)
+{
+	*names = f->name_ptrs;
+	*failures = f->failures;
+	return f->nservers;
+}
+
+void
+fwd_destroy(struct fwd *f)
+{
+	size_t i;
+
+	if (f == NULL)
+		return;
+	f->destroying = 1;
+	for (i = 0; f->chans != NULL && i < 2 * f->nservers; i++)
+		fwd_chan_fini(&f->chans[i]);
+	free(f->chans);
+	free(f->names);
+	free(f->name_ptrs);
+	free(f->failures);
+	free(f);
+}
