@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "resolver/resolver.h"
 
@@ -25,6 +26,7 @@ struct rsv;
 #define AGENT_UPSTREAM_MAX 32
 #define AGENT_ATTEMPTS_MAX 100
 #define AGENT_DNS_PORT 15053
+#define AGENT_ADMIN_DEFAULT "127.0.0.1:15020"
 
 /* TCP limits (D10). */
 #define AGENT_TCP_MAX_CONNS 1024
@@ -38,7 +40,7 @@ enum agent_log_level {
 	LOG_LVL_ERROR
 };
 enum agent_log_format { LOG_FMT_TEXT, LOG_FMT_JSON };
-enum agent_mode { AGENT_RUN, AGENT_HELP, AGENT_VERSION };
+enum agent_mode { AGENT_RUN, AGENT_HELP, AGENT_VERSION, AGENT_DUMP };
 
 /* One listen address; UDP and TCP are both opened on it. */
 struct agent_addr {
@@ -71,6 +73,10 @@ struct agent_config {
 	uint32_t max_forwards;   /* --max-forwards, default 4096 */
 	enum agent_log_level log_level;
 	enum agent_log_format log_format;
+	const char *admin;       /* --admin ADDR or "off"; default
+	                          * AGENT_ADMIN_DEFAULT */
+	int json;                /* --json (--dump-table) */
+	const char *dump_filter; /* --dump-table NAME, or NULL */
 };
 
 typedef const char *(*agent_getenv_fn)(const char *name);
@@ -105,6 +111,34 @@ void agent_log(enum agent_log_level level, const char *fmt, ...)
 #define log_info(...) agent_log(LOG_LVL_INFO, __VA_ARGS__)
 #define log_warn(...) agent_log(LOG_LVL_WARN, __VA_ARGS__)
 #define log_error(...) agent_log(LOG_LVL_ERROR, __VA_ARGS__)
+
+/*
+ * The process's live state, owned by main.c; the listeners answer from
+ * it and the admin surface (admin.c) reads it.
+ */
+struct agent_state {
+	struct nds_table *table;           /* live table, or NULL (D7) */
+	uint64_t table_loads;              /* tables accepted so far */
+	char table_version[64];            /* "file-N", or the xDS version */
+	time_t table_updated;              /* when the live one came, or 0 */
+	struct rsv *rsv;                   /* answers and forwards queries */
+	struct agent_listeners *listeners; /* DNS sockets */
+	uint64_t xds_pushes, xds_acks, xds_nacks, xds_reconnects;
+	int xds_connected;
+};
+
+/*
+ * The admin HTTP server (SPEC §6) on addr ("IP:PORT", "[IPv6]:PORT"; NULL
+ * or "off": none, *out = NULL).  st is borrowed.  0, or -errno with err
+ * naming the address.
+ */
+struct agent_admin;
+int agent_admin_open(struct event_base *base, const char *addr,
+    const struct agent_state *st, struct agent_admin **out, char *err,
+    size_t errlen);
+void agent_admin_close(struct agent_admin *ad); /* NULL-safe */
+/* 0 when addr is "off" or IP:PORT / [IPv6]:PORT, else -EINVAL. */
+int agent_admin_check_addr(const char *addr);
 
 /* What the listeners need from the process. */
 struct agent_server {
@@ -144,5 +178,41 @@ struct agent_listen_stats {
 };
 const struct agent_listen_stats *
 agent_listeners_stats(const struct agent_listeners *l);
+
+/* Metadata shown with the table (/debug/table, --dump-table). */
+struct agent_table_meta {
+	const char *version; /* table version, "" when none */
+	time_t updated;      /* when it was loaded, 0 = never */
+	size_t entries;      /* NameTable entries */
+};
+
+/*
+ * /debug/table (SPEC §6): {"version":"..","updated":"2026-11-26T12:00:00Z"
+ * (null when never),"entries":N,"records":[{"name","type","ttl","data",
+ * "origin"},..]}, one record per line, sorted by name then type; filter as
+ * nds_table_foreach_record() (NULL = all).  t may be NULL (no records).
+ * Returns a malloc'd NUL-terminated string (the caller frees it), or NULL
+ * when out of memory.
+ */
+char *agent_table_json(const struct nds_table *t,
+    const struct agent_table_meta *m, const char *filter);
+
+/*
+ * /debug/ndsz in Istio's shape: {"table":{key:{"ips","registry",
+ * "shortname","namespace","altHosts"}}} in the proto3 JSON mapping (empty
+ * fields and an empty table left out), keys sorted, plus an entry
+ * {"ips": v4 then v6, "registry": "Kubernetes"} for every generated
+ * address name that is not itself a key (CNAMEs are not listed).
+ * malloc'd, or NULL when out of memory.
+ */
+char *agent_ndsz_json(const struct nds_table *t);
+
+/*
+ * --dump-table [NAME]: prints the expanded table of the agent at
+ * cfg->admin, or with cfg->table_path of that file, built here with the
+ * server's options.  Blocks (at most 3 s without an answer).  Returns the
+ * exit code: 0, 1 (no agent, bad answer, bad file) or 2 (usage).
+ */
+int agent_dump(const struct agent_config *cfg);
 
 #endif

@@ -31,6 +31,9 @@ enum {
 	OPT_MAX_FORWARDS,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_ADMIN,
+	OPT_DUMP_TABLE,
+	OPT_JSON,
 };
 
 static const struct option config_options[] = {
@@ -50,6 +53,9 @@ static const struct option config_options[] = {
     {"max-forwards", required_argument, NULL, OPT_MAX_FORWARDS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"dump-table", no_argument, NULL, OPT_DUMP_TABLE},
+    {"json", no_argument, NULL, OPT_JSON},
     {NULL, 0, NULL, 0},
 };
 
@@ -93,6 +99,14 @@ agent_usage(FILE *out)
 	    "  --log-level LEVEL      debug, info, warn or error (default "
 	    "info)",
 	    "  --log-format FORMAT    text or json (default text)",
+	    "  --admin ADDR           admin HTTP address, IP:PORT or",
+	    "                         [IPv6]:PORT, or off (default",
+	    "                         " AGENT_ADMIN_DEFAULT ")",
+	    "  --dump-table [NAME]    print the running proxy's table (of",
+	    "                         the agent at --admin; with --table FILE",
+	    "                         that file, expanded offline), or only",
+	    "                         NAME's records",
+	    "  --json                 with --dump-table: the raw JSON",
 	    "  --help                 this text",
 	    "  --version              print the version",
 	    "",
@@ -397,6 +411,7 @@ config_defaults(struct agent_config *cfg)
 	cfg->max_forwards = RSV_MAX_FORWARDS_DEFAULT;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->log_format = LOG_FMT_TEXT;
+	cfg->admin = AGENT_ADMIN_DEFAULT;
 }
 
 /* One flag; listen addresses are collected by the caller. */
@@ -483,6 +498,15 @@ config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
 	case OPT_VERSION:
 		cfg->mode = AGENT_VERSION;
 		return 0;
+	case OPT_ADMIN:
+		cfg->admin = arg;
+		return 0;
+	case OPT_DUMP_TABLE:
+		cfg->mode = AGENT_DUMP;
+		return 0;
+	case OPT_JSON:
+		cfg->json = 1;
+		return 0;
 	}
 	return config_fail(err, errlen, "internal: unhandled option %d", opt);
 }
@@ -556,8 +580,14 @@ agent_config_parse(int argc, char **argv, agent_getenv_fn env,
 		if (rc != 0)
 			return rc;
 	}
+	/* One positional argument: --dump-table's NAME. */
+	if (optind < argc && cfg->mode == AGENT_DUMP)
+		cfg->dump_filter = argv[optind++];
 	if (optind < argc)
 		return config_fail(err, errlen,
 		    "unexpected argument \"%s\" (see --help)", argv[optind]);
+	if (cfg->json && cfg->mode != AGENT_DUMP)
+		return config_fail(err, errlen,
+		    "--json goes with --dump-table (see --help)");
 	return config_finish(cfg, listen_flag, env, err, errlen);
 }

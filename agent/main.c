@@ -31,10 +31,9 @@
 struct agent_ctx {
 	struct agent_config cfg;
 	struct event_base *base;
-	struct rsv *rsv;
-	struct agent_listeners *listeners;
-	struct nds_table *table; /* live table, or NULL (D7) */
-	char search0[256];       /* first search domain, or "" */
+	struct agent_state st; /* what the listeners and admin read */
+	struct agent_admin *admin;
+	char search0[256]; /* first search domain, or "" */
 	struct rsv_upstream upstreams[AGENT_UPSTREAM_MAX]; /* forwarding */
 	size_t nupstreams;
 	struct event *sig_hup, *sig_term, *sig_int;
@@ -197,9 +196,13 @@ agent_build_table(struct agent_ctx *a, struct nds_table **out)
 static void
 agent_table_swap(struct agent_ctx *a, struct nds_table *t)
 {
-	struct nds_table *old = a->table;
+	struct nds_table *old = a->st.table;
 
-	a->table = t;
+	a->st.table = t;
+	a->st.table_loads++;
+	a->st.table_updated = time(NULL);
+	snprintf(a->st.table_version, sizeof(a->st.table_version), "file-%llu",
+	    (unsigned long long)a->st.table_loads);
 	nds_table_unref(old);
 	malloc_trim(0); /* the old table's pages, unless a holder remains */
 	log_info("table %s: %zu entries, %zu names", a->cfg.table_path,
@@ -231,7 +234,7 @@ agent_on_drain(evutil_socket_t fd, short what, void *arg)
 	struct timeval tv = {0, DRAIN_POLL_MS * 1000};
 
 	(void)fd, (void)what;
-	if (agent_listeners_busy(a->listeners) == 0 ||
+	if (agent_listeners_busy(a->st.listeners) == 0 ||
 	    ++a->drain_ticks * DRAIN_POLL_MS >= DRAIN_MAX_SEC * 1000) {
 		event_base_loopexit(a->base, NULL);
 		return;
@@ -248,7 +251,7 @@ agent_on_term(evutil_socket_t sig, short what, void *arg)
 	if (a->drain != NULL)
 		return; /* already stopping */
 	log_info("signal %d: stopping", (int)sig);
-	agent_listeners_stop(a->listeners);
+	agent_listeners_stop(a->st.listeners);
 	a->drain = evtimer_new(a->base, agent_on_drain, a);
 	if (a->drain == NULL) {
 		event_base_loopexit(a->base, NULL);
@@ -277,8 +280,9 @@ agent_cleanup(struct agent_ctx *a)
 {
 	/* The resolver first: it answers anything pending into the
 	 * listeners' contexts, which are freed next. */
-	rsv_destroy(a->rsv);
-	agent_listeners_close(a->listeners);
+	agent_admin_close(a->admin);
+	rsv_destroy(a->st.rsv);
+	agent_listeners_close(a->st.listeners);
 	if (a->sig_hup != NULL)
 		event_free(a->sig_hup);
 	if (a->sig_term != NULL)
@@ -287,7 +291,7 @@ agent_cleanup(struct agent_ctx *a)
 		event_free(a->sig_int);
 	if (a->drain != NULL)
 		event_free(a->drain);
-	nds_table_unref(a->table);
+	nds_table_unref(a->st.table);
 	if (a->base != NULL)
 		event_base_free(a->base);
 	libevent_global_shutdown();
@@ -310,11 +314,11 @@ agent_resolver(struct agent_ctx *a)
 	char err[256];
 	size_t i, n;
 
-	if (rsv_create(a->base, &rc, &a->rsv, err, sizeof(err)) != 0) {
+	if (rsv_create(a->base, &rc, &a->st.rsv, err, sizeof(err)) != 0) {
 		log_error("resolver: %s", err);
 		return -1;
 	}
-	n = rsv_upstreams(a->rsv, &names, &fails);
+	n = rsv_upstreams(a->st.rsv, &names, &fails);
 	if (n == 0)
 		log_warn("no upstream nameserver: queries the table cannot "
 		         "answer get SERVFAIL");
@@ -332,16 +336,16 @@ static int
 agent_run(struct agent_ctx *a)
 {
 	struct agent_server srv;
+	struct nds_table *t;
 	char err[512];
 
 	if (agent_load_resolv_conf(a) != 0)
 		return 1;
-	if (a->cfg.table_path != NULL && agent_build_table(a, &a->table) != 0)
-		return 1;
-	if (a->table != NULL)
-		log_info("table %s: %zu entries, %zu names", a->cfg.table_path,
-		    nds_table_entries(a->table), nds_table_names(a->table));
-	else
+	if (a->cfg.table_path != NULL) {
+		if (agent_build_table(a, &t) != 0)
+			return 1;
+		agent_table_swap(a, t);
+	} else
 		log_warn("no table loaded: every query gets SERVFAIL until "
 		         "one is");
 	if ((a->base = event_base_new()) == NULL || agent_signals(a) != 0) {
@@ -351,13 +355,20 @@ agent_run(struct agent_ctx *a)
 	if (agent_resolver(a) != 0)
 		return 1;
 	srv.base = a->base;
-	srv.rsv = a->rsv;
-	srv.table = &a->table;
-	if (agent_listeners_open(&srv, &a->cfg, &a->listeners, err,
+	srv.rsv = a->st.rsv;
+	srv.table = &a->st.table;
+	if (agent_listeners_open(&srv, &a->cfg, &a->st.listeners, err,
 	        sizeof(err)) != 0) {
 		log_error("%s", err);
 		return 1;
 	}
+	if (agent_admin_open(a->base, a->cfg.admin, &a->st, &a->admin, err,
+	        sizeof(err)) != 0) {
+		log_error("%s", err);
+		return 1;
+	}
+	if (a->admin != NULL)
+		log_info("admin on http://%s", a->cfg.admin);
 	log_info("dnsproxy %s ready (namespace \"%s\", domain \"%s\")",
 	    DNSPROXY_VERSION, a->cfg.ns != NULL ? a->cfg.ns : "",
 	    a->cfg.domain != NULL ? a->cfg.domain : "");
@@ -388,6 +399,8 @@ main(int argc, char **argv)
 		printf("dnsproxy %s\n", DNSPROXY_VERSION);
 		return 0;
 	}
+	if (agent.cfg.mode == AGENT_DUMP)
+		return agent_dump(&agent.cfg);
 	agent_log_setup(agent.cfg.log_level, agent.cfg.log_format);
 	code = agent_run(&agent);
 	agent_cleanup(&agent);

@@ -186,4 +186,36 @@ struct nds_answer {
 int nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
     struct nds_answer *ans);
 
+/*
+ * One record of the expanded table, as /debug/table and --dump-table show
+ * it.  Every string is valid during the callback only.
+ */
+struct nds_record {
+	const char *name;   /* lower-case, dotted, trailing dot */
+	const char *type;   /* "A", "AAAA" or "CNAME" */
+	uint32_t ttl;       /* nds_table_ttl() */
+	const char *data;   /* address text (inet_ntop) or CNAME target */
+	const char *origin; /* NameTable key the record came from (for a
+	                     * CNAME: the key of its target's addresses) */
+};
+
+/*
+ * Calls fn for every record of t, sorted by name (bytewise) then type (A <
+ * AAAA < CNAME), one call per address, addresses in NameInfo order.
+ * filter: NULL = every name; else only that name: exact (a wildcard name
+ * matches only its literal "*." record), case-insensitive, trailing dot
+ * optional; it is looked up, not searched.  A nonzero return from fn stops
+ * the walk and is returned; else 0, -EINVAL (t or fn NULL) or -ENOMEM (the
+ * sort index of an unfiltered walk: 4 bytes per name).  Pure.
+ */
+int nds_table_foreach_record(const struct nds_table *t, const char *filter,
+    int (*fn)(const struct nds_record *r, void *arg), void *arg);
+
+/*
+ * The NameTable t was built from (nds_table_build() keeps it), for
+ * /debug/ndsz.  Owned by t, read-only, valid while t is; never NULL for a
+ * built table.  Walk it with nds_nametable_foreach().
+ */
+const struct nds_nametable *nds_table_source(const struct nds_table *t);
+
 #endif

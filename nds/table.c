@@ -98,6 +98,7 @@ struct nds_table {
 	size_t n6, cap6;              /* addresses used, allocated */
 	char s0dot[NAME_LEN_MAX + 1]; /* search[0] + ".", lower-case */
 	size_t s0len;                 /* strlen(s0dot); 0 = no search CNAMEs */
+	struct nds_nametable *src;    /* what it was built from (/debug/ndsz) */
 };
 
 void
@@ -263,6 +264,9 @@ nt_rehash(struct nds_nametable *nt)
 	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i;
 	uint32_t *idx;
 
+	/* A kept table's NameTable has no index (nt_keep()). */
+	while (nslots < SIZE_MAX / 20 && (nt->n + 1) * 10 > nslots * 7)
+		nslots *= 2;
 	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= UINT32_MAX - 1)
 		return -ENOMEM;
 	if ((idx = calloc(nslots, sizeof(*idx))) == NULL)
@@ -858,7 +862,28 @@ table_free(struct nds_table *t)
 	free(t->sets);
 	free(t->v4);
 	free(t->v6);
+	nds_nametable_destroy(t->src);
 	free(t);
+}
+
+/*
+ * The NameTable stays with the table for /debug/ndsz, read-only: its key
+ * index is only needed to add keys (nds_nametable_add() rebuilds it), so
+ * it goes, and so does the slack of the entry array.
+ */
+static void
+nt_keep(struct nds_nametable *nt)
+{
+	void *p;
+
+	free(nt->idx);
+	nt->idx = NULL;
+	nt->nslots = 0;
+	if (nt->n > 0 && nt->n < nt->cap &&
+	    (p = realloc(nt->ents, nt->n * sizeof(*nt->ents))) != NULL) {
+		nt->ents = p;
+		nt->cap = nt->n;
+	}
 }
 
 /* Gives back the slack of the doubling growth; failure is harmless. */
@@ -911,6 +936,9 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 			goto fail;
 	}
 	table_shrink(b.t);
+	nt_keep(nt);
+	b.t->src = nt;
+	nt = NULL;
 	*out = b.t;
 	b.t = NULL;
 	rc = 0;
@@ -1030,4 +1058,165 @@ nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
 		return -ENOENT;
 	answer_fill(t, i, qname, qlen, ans);
 	return 0;
+}
+
+/* ---- listing (/debug/table, --dump-table, /debug/ndsz) ----------------- */
+
+const struct nds_nametable *
+nds_table_source(const struct nds_table *t)
+{
+	return t != NULL ? t->src : NULL;
+}
+
+/* Order of a1[0..l1) + a2[0..l2) and b1[0..m1) + b2[0..m2), bytewise. */
+static int
+cat_cmp(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
+    size_t m1, const char *b2, size_t m2)
+{
+	while (l1 + l2 > 0 && m1 + m2 > 0) {
+		size_t n;
+		int c;
+
+		if (l1 == 0) {
+			a1 = a2;
+			l1 = l2;
+			l2 = 0;
+		}
+		if (m1 == 0) {
+			b1 = b2;
+			m1 = m2;
+			m2 = 0;
+		}
+		n = l1 < m1 ? l1 : m1;
+		if ((c = memcmp(a1, b1, n)) != 0)
+			return c;
+		a1 += n;
+		b1 += n;
+		l1 -= n;
+		m1 -= n;
+	}
+	return (l1 + l2 > 0) - (m1 + m2 > 0);
+}
+
+/* qsort_r() order of record indexes: by whole name. */
+static int
+rec_cmp(const void *a, const void *b, void *arg)
+{
+	const struct nds_table *t = arg;
+	const struct nds_rec *x = &t->recs[*(const uint32_t *)a];
+	const struct nds_rec *y = &t->recs[*(const uint32_t *)b];
+
+	return cat_cmp(t->arena + x->name, x->len, t->s0dot,
+	    (x->flags & REC_SUFFIX) ? t->s0len : 0, t->arena + y->name, y->len,
+	    t->s0dot, (y->flags & REC_SUFFIX) ? t->s0len : 0);
+}
+
+/* The whole name of r into buf (NAME_LEN_MAX + 1 bytes, NUL added). */
+static void
+rec_name(const struct nds_table *t, const struct nds_rec *r, char *buf)
+{
+	size_t sl = (r->flags & REC_SUFFIX) ? t->s0len : 0;
+
+	/* add_cname() keeps len + s0len <= NAME_LEN_MAX. */
+	memcpy(buf, t->arena + r->name, r->len);
+	memcpy(buf + r->len, t->s0dot, sl);
+	buf[r->len + sl] = '\0';
+}
+
+/* fn for each of the n addresses of family af at pool, text into text. */
+static int
+rec_addrs(struct nds_record *out, char *text, int af, const uint8_t *pool,
+    uint32_t n, int (*fn)(const struct nds_record *r, void *arg), void *arg)
+{
+	size_t sz = af == AF_INET ? 4 : 16;
+	uint32_t k;
+	int rc;
+
+	out->type = af == AF_INET ? "A" : "AAAA";
+	out->data = text;
+	for (k = 0; k < n; k++) {
+		if (inet_ntop(af, pool + k * sz, text, INET6_ADDRSTRLEN) ==
+		    NULL)
+			return -EINVAL; /* cannot happen: the buffer fits */
+		if ((rc = fn(out, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* fn for every record of the name of record i: A, then AAAA, or CNAME. */
+static int
+rec_emit(const struct nds_table *t, uint32_t i,
+    int (*fn)(const struct nds_record *r, void *arg), void *arg)
+{
+	const struct nds_rec *r = &t->recs[i];
+	char name[NAME_LEN_MAX + 1], data[NAME_LEN_MAX + 1];
+	struct nds_record out = {.name = name, .ttl = t->ttl};
+	const struct nds_addrset *s;
+	int rc;
+
+	rec_name(t, r, name);
+	if (r->flags & REC_CNAME) {
+		r = &t->recs[r->data];
+		if (r->flags & REC_CNAME)
+			return 0; /* broken invariant: targets are addresses */
+		rec_name(t, r, data);
+		out.type = "CNAME";
+		out.data = data;
+		out.origin = t->arena + t->sets[r->data].origin;
+		return fn(&out, arg);
+	}
+	s = &t->sets[r->data];
+	out.origin = t->arena + s->origin;
+	if ((rc = rec_addrs(&out, data, AF_INET, t->v4 + (size_t)s->v4 * 4,
+	         s->n4, fn, arg)) != 0)
+		return rc;
+	return rec_addrs(&out, data, AF_INET6, t->v6 + (size_t)s->v6 * 16,
+	    s->n6, fn, arg);
+}
+
+/* The records of one name, looked up: lower-cased, trailing dot added. */
+static int
+rec_filter(const struct nds_table *t, const char *filter,
+    int (*fn)(const struct nds_record *r, void *arg), void *arg)
+{
+	char q[NAME_LEN_MAX + 1];
+	size_t len = strlen(filter), i;
+	uint32_t r;
+
+	len -= len > 0 && filter[len - 1] == '.';
+	if (len == 0 || len + 1 > NAME_LEN_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		q[i] = lower(filter[i]);
+	q[len++] = '.';
+	r = rec_find(t, hash_rev(FNV_INIT, q, len), q, len, "", 0);
+	return r != NONE ? rec_emit(t, r, fn, arg) : 0;
+}
+
+int
+nds_table_foreach_record(const struct nds_table *t, const char *filter,
+    int (*fn)(const struct nds_record *r, void *arg), void *arg)
+{
+	uint32_t *order;
+	size_t i;
+	int rc = 0;
+
+	if (t == NULL || fn == NULL)
+		return -EINVAL;
+	if (filter != NULL)
+		return rec_filter(t, filter, fn, arg);
+	if (t->nrecs == 0)
+		return 0;
+	/* Names are unique, so sorting one index of them sorts the records;
+	 * the search CNAMEs' names are composed on the fly. */
+	if ((order = malloc(t->nrecs * sizeof(*order))) == NULL)
+		return -ENOMEM;
+	for (i = 0; i < t->nrecs; i++)
+		order[i] = (uint32_t)i;
+	qsort_r(order, t->nrecs, sizeof(*order), rec_cmp, (void *)t);
+	for (i = 0; i < t->nrecs && rc == 0; i++)
+		rc = rec_emit(t, order[i], fn, arg);
+	free(order);
+	return rc;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nds/nds.h"
 #include "resolver/answer.h"
@@ -20,6 +21,9 @@ struct rsv {
 	struct fwd *fwd;          /* the upstreams (SPEC §4) */
 	uint8_t out[RSV_MSG_MAX]; /* reply scratch, used within one call */
 };
+
+const double rsv_local_bucket_bounds[RSV_LOCAL_BUCKETS] = {
+    0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.01};
 
 static uint32_t
 rsv_default_rand(uint32_t bound, void *arg)
@@ -107,6 +111,24 @@ rsv_reply_error(struct rsv *r, const struct rsv_query *q, int rcode,
 	cb(len > 0 ? r->out : NULL, len, arg);
 }
 
+/* The local answer latency histogram: lookup and reply building. */
+static void
+rsv_count_local_time(struct rsv *r, const struct timespec *t0)
+{
+	struct timespec t1;
+	double secs;
+	size_t b;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0->tv_sec) +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+	for (b = 0; b < RSV_LOCAL_BUCKETS && secs > rsv_local_bucket_bounds[b];
+	     b++)
+		;
+	r->stats.local_duration[b]++;
+	r->stats.local_duration_sum += secs;
+}
+
 static unsigned
 rsv_qtype_class(uint16_t qtype)
 {
@@ -118,6 +140,7 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
     size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg)
 {
 	struct rsv_query q;
+	struct timespec t0;
 	enum rsv_parse pr;
 	size_t outlen;
 	int rc;
@@ -140,6 +163,7 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, cb, arg);
 		return 0;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = rsv_answer_local(t, &q, tr, &r->rng, r->out, sizeof(r->out),
 	    &outlen);
 	if (rc == -ENOENT) { /* not ours: the cluster resolver's */
@@ -151,6 +175,7 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 		return 0;
 	}
 	rsv_count_reply(r, RSV_SRC_LOCAL, r->out, outlen);
+	rsv_count_local_time(r, &t0);
 	cb(r->out, outlen, arg);
 	return 0;
 }

@@ -66,6 +66,10 @@ enum rsv_source {
 #define RSV_FWD_BUCKETS 6
 extern const double rsv_fwd_bucket_bounds[RSV_FWD_BUCKETS];
 
+/* Upper bounds (seconds) of the local answer latency histogram. */
+#define RSV_LOCAL_BUCKETS 6
+extern const double rsv_local_bucket_bounds[RSV_LOCAL_BUCKETS];
+
 /* Counters kept by the resolver; read with rsv_stats(). */
 struct rsv_stats {
 	uint64_t requests;      /* queries reaching the handler */
@@ -78,9 +82,11 @@ struct rsv_stats {
 	uint64_t fwd_failures; /* forwards without a good answer */
 	uint64_t fwd_rejected; /* beyond the in-flight cap */
 	uint64_t fwd_inflight; /* forwards in flight now */
-	uint64_t fwd_duration[RSV_FWD_BUCKETS + 1]; /* histogram of whole
-	                                             * forwards; last = +Inf */
-	double fwd_duration_sum;                    /* seconds */
+	uint64_t fwd_duration[RSV_FWD_BUCKETS + 1];     /* histogram of whole
+	                                                 * forwards; last = +Inf */
+	double fwd_duration_sum;                        /* seconds */
+	uint64_t local_duration[RSV_LOCAL_BUCKETS + 1]; /* local answers */
+	double local_duration_sum;                      /* seconds */
 };
 
 /*
