@@ -32,12 +32,13 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FWD_ID_WORDS (65536 / 64)
-#define FWD_UDP_READ_MAX                                                       \
-	4097 /* c-ares 1.18.1 reads UDP replies into                           \
-	      * MAXENDSSZ + 1 bytes */
+/* Where c-ares 1.18.1 cuts UDP replies (see fwd_recvfrom()). */
+#define FWD_UDP_CUT 512
 
 const double rsv_fwd_bucket_bounds[RSV_FWD_BUCKETS] = {
     0.001, 0.005, 0.01, 0.1, 1, 5};
@@ -78,6 +79,10 @@ struct fwd {
 	int destroying;             /* no new attempts: answer and go */
 	uint64_t ids[FWD_ID_WORDS]; /* outgoing IDs in flight (bitmap) */
 	uint16_t next_id;
+	/* The last UDP datagram read, whole (see fwd_recvfrom()). */
+	const struct fwd_chan *dgram_chan;
+	size_t dgram_len;
+	uint8_t dgram[RSV_MSG_MAX];
 };
 
 /* One ares_send(): the callback learns its query and server from it. */
@@ -208,6 +213,85 @@ fwd_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 		event_add(s->ev, NULL);
 }
 
+/* ---- whole UDP replies ----
+ *
+ * c-ares 1.18.1 reads a UDP reply into a 4097-byte buffer and then cuts it
+ * to 512 bytes unless ARES_FLAG_EDNS is set; and that flag arms its
+ * fallback for servers without EDNS, which cuts 11 bytes off a query
+ * after a FORMERR without OPT and resends it (fatal for our raw messages).
+ * So the flag stays off, and our own recvfrom keeps the whole datagram
+ * (up to 65535 bytes, D3) beside the part c-ares sees.  c-ares handles a
+ * datagram right after reading it, so the ares_send() callback can take
+ * the whole reply from here when it matches what c-ares handed over.
+ */
+
+static ares_socket_t
+fwd_socket(int domain, int type, int protocol, void *arg)
+{
+	(void)arg;
+	/* c-ares leaves socket options to us once it has our functions. */
+	return socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+}
+
+static int
+fwd_close(ares_socket_t s, void *arg)
+{
+	(void)arg;
+	return close(s);
+}
+
+static int
+fwd_connect(ares_socket_t s, const struct sockaddr *sa, ares_socklen_t len,
+    void *arg)
+{
+	(void)arg;
+	return connect(s, sa, len);
+}
+
+static ares_ssize_t
+fwd_sendv(ares_socket_t s, const struct iovec *iov, int n, void *arg)
+{
+	(void)arg;
+	return writev(s, iov, n);
+}
+
+static ares_ssize_t
+fwd_recvfrom(ares_socket_t s, void *buf, size_t len, int flags,
+    struct sockaddr *from, ares_socklen_t *fromlen, void *arg)
+{
+	struct fwd_chan *ch = arg;
+	struct fwd *f = ch->f;
+	ssize_t n =
+	    recvfrom(s, f->dgram, sizeof(f->dgram), flags, from, fromlen);
+
+	if (n < 0) {
+		f->dgram_len = 0;
+		return n; /* errno as recvfrom left it */
+	}
+	f->dgram_chan = ch;
+	f->dgram_len = (size_t)n;
+	if ((size_t)n > len)
+		n = (ssize_t)len;
+	memcpy(buf, f->dgram, (size_t)n);
+	return n;
+}
+
+static const struct ares_socket_functions fwd_sock_funcs = {
+    fwd_socket, fwd_close, fwd_connect, fwd_recvfrom, fwd_sendv};
+
+/* The whole datagram behind the (possibly cut) reply c-ares handed over. */
+static uint8_t *
+fwd_whole_reply(struct fwd *f, const struct fwd_chan *ch, uint8_t *abuf,
+    size_t *alen)
+{
+	if (f->dgram_chan != ch || f->dgram_len <= *alen ||
+	    memcmp(f->dgram, abuf, *alen) != 0)
+		return abuf;
+	*alen = f->dgram_len;
+	f->dgram_len = 0;
+	return f->dgram;
+}
+
 /* ---- channels ---- */
 
 static int
@@ -216,13 +300,15 @@ fwd_chan_init(struct fwd *f, struct fwd_chan *ch, size_t server, int tcp,
 {
 	struct ares_options o;
 	int mask = ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	           ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE;
+	           ARES_OPT_SOCK_STATE_CB | ARES_OPT_NOROTATE |
+	           ARES_OPT_EDNSPSZ;
 	int rc;
 
 	memset(&o, 0, sizeof(o));
-	o.flags = ARES_FLAG_NOCHECKRESP | ARES_FLAG_IGNTC | ARES_FLAG_NOSEARCH |
-	          ARES_FLAG_NOALIASES |
-	          (tcp ? ARES_FLAG_USEVC | ARES_FLAG_STAYOPEN : 0);
+	/* No ARES_FLAG_EDNS: see fwd_recvfrom(). */
+	o.flags = (tcp ? ARES_FLAG_USEVC | ARES_FLAG_STAYOPEN : 0) |
+	          ARES_FLAG_NOCHECKRESP | ARES_FLAG_IGNTC | ARES_FLAG_NOSEARCH |
+	          ARES_FLAG_NOALIASES;
 	o.timeout = (int)f->timeout_ms;
 	o.tries = 1; /* we drive order and count */
 	o.sock_state_cb = fwd_sock_state;
@@ -246,6 +332,8 @@ fwd_chan_init(struct fwd *f, struct fwd_chan *ch, size_t server, int tcp,
 		snprintf(err, errlen, "c-ares: %s", ares_strerror(rc));
 		return -ENOMEM;
 	}
+	if (!tcp)
+		ares_set_socket_functions(ch->channel, &fwd_sock_funcs, ch);
 	if ((rc = ares_set_servers_ports_csv(ch->channel, f->names[server])) !=
 	    ARES_SUCCESS) {
 		snprintf(err, errlen, "upstream %s: %s", f->names[server],
@@ -410,7 +498,10 @@ fwd_judge(struct fwd_query *fq, int udp, uint8_t *abuf, size_t alen,
 		struct rsv_writer w;
 		struct rsv_hdr h;
 
-		if (!udp || alen < FWD_UDP_READ_MAX)
+		/* A reply c-ares cut at its 512-byte UDP limit that we could
+		 * not find whole (cannot happen, see fwd_recvfrom()): the
+		 * client gets TC=1 and retries over TCP. */
+		if (!udp || alen != FWD_UDP_CUT)
 			return -1; /* garbage: fail over */
 		rsv_writer_init(&w, scratch, sizeof(scratch), sizeof(scratch));
 		if (rsv_writer_question(&w, fq->q.qname, fq->q.qname_len,
@@ -481,9 +572,16 @@ fwd_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 
 	(void)timeouts;
 	fq->pending--;
-	if (!fq->done && status == ARES_SUCCESS && abuf != NULL && alen > 0)
-		verdict = fwd_judge(fq, fq->tr == RSV_UDP, abuf, (size_t)alen,
-		    cut, &cutlen);
+	if (!fq->done && status == ARES_SUCCESS && abuf != NULL && alen > 0) {
+		size_t len = (size_t)alen;
+
+		if (fq->tr == RSV_UDP)
+			abuf = fwd_whole_reply(f,
+			    &f->chans[at->server * 2 + RSV_UDP], abuf, &len);
+		alen = (int)len;
+		verdict =
+		    fwd_judge(fq, fq->tr == RSV_UDP, abuf, len, cut, &cutlen);
+	}
 	if (!fq->done && verdict == 1) {
 		if (cutlen > 0)
 			fwd_finish(fq, cut, cutlen, 1);

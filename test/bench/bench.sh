@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# dnsproxy vs dnsmasq on one host: same names, same dnsperf load, one run.
+# dnsproxy vs dnsmasq on one host: same names, same dnsperf load, one run;
+# then both forwarding unique misses to the same dnsmasq upstream.
 # See test/bench/README.md. Loopback only; never port 53.
 set -euo pipefail
 
@@ -18,6 +19,10 @@ OUTSTANDING=100
 NQUERIES=100000
 SERVERS="dnsproxy,dnsmasq"
 KEEP=0
+FORWARD=1
+FORWARD_ONLY=0
+FWD_QUERIES=1000000
+FWD_RATE=5000
 DNSPROXY_BIN=${DNSPROXY_BIN:-$ROOT/build/dnsproxy}
 # Extra arguments for dnsproxy, split on spaces (e.g. "--log-level warn").
 DNSPROXY_ARGS=${DNSPROXY_ARGS:-}
@@ -40,6 +45,13 @@ usage: $0 [options]
   --servers LIST        dnsproxy,dnsmasq (default); one alone skips the ratio
   --dnsproxy-bin PATH   dnsproxy binary (default \$DNSPROXY_BIN or build/dnsproxy)
   --keep                keep the temporary directory (logs, raw dnsperf output)
+  --forward             also run the forwarding comparison (the default)
+  --no-forward          skip the forwarding comparison
+  --forward-only        only the forwarding comparison (no table sizes)
+  --forward-rate QPS    steady rate of the forwarding latency phase
+                        (default $FWD_RATE)
+  --forward-queries N   unique names in the forwarding query file
+                        (default $FWD_QUERIES)
 Environment: DNSPROXY_BIN, DNSPROXY_ARGS (extra dnsproxy arguments).
 EOF
 }
@@ -62,7 +74,7 @@ while [ $# -gt 0 ]; do
 	--services) SERVICES=${2:?}; shift 2 ;;
 	--duration) DURATION=${2:?}; shift 2 ;;
 	--rate) RATE=${2:?}; shift 2 ;;
-	--quick) SERVICES=1000 DURATION=3 STARTUP_REPEAT=3 ROUNDS=1; shift ;;
+	--quick) SERVICES=1000 DURATION=3 STARTUP_REPEAT=3 ROUNDS=1 FWD_QUERIES=300000; shift ;;
 	--out) OUT=${2:?}; shift 2 ;;
 	--rounds) ROUNDS=${2:?}; shift 2 ;;
 	--startup-repeat) STARTUP_REPEAT=${2:?}; shift 2 ;;
@@ -72,13 +84,18 @@ while [ $# -gt 0 ]; do
 	--servers) SERVERS=${2:?}; shift 2 ;;
 	--dnsproxy-bin) DNSPROXY_BIN=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--forward) FORWARD=1; shift ;;
+	--no-forward) FORWARD=0; shift ;;
+	--forward-only) FORWARD=1 FORWARD_ONLY=1; shift ;;
+	--forward-rate) FWD_RATE=${2:?}; shift 2 ;;
+	--forward-queries) FWD_QUERIES=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option $1" ;;
 	esac
 done
 
 isint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
-for v in DURATION RATE ROUNDS STARTUP_REPEAT CLIENTS OUTSTANDING NQUERIES; do
+for v in DURATION RATE ROUNDS STARTUP_REPEAT CLIENTS OUTSTANDING NQUERIES FWD_RATE FWD_QUERIES; do
 	isint "${!v}" || die "$v must be a positive integer (got '${!v}')"
 done
 IFS=, read -r -a SIZES <<<"$SERVICES"
@@ -196,22 +213,24 @@ if [[ ",$SERVERS," == *",dnsproxy,"* ]] &&
 	DNSPROXY_HAS_ADMIN=1
 fi
 
-# server_cmd SERVER PORT DIR: fills the array CMD.
+# The forwarding run sets these: the upstream dnsmasq's port and PID.
+FWD_UP_PORT=""
+FWD_UP_PID=""
+
+# server_cmd SERVER PORT DIR: fills the array CMD (forwarding servers when
+# FWD_UP_PORT is set).
 server_cmd() {
 	local server=$1 port=$2 dir=$3
+	if [ -n "$FWD_UP_PORT" ]; then
+		fwd_server_cmd "$@"
+		return
+	fi
 	case "$server" in
 	dnsproxy)
 		CMD=("$DNSPROXY_BIN" --listen "127.0.0.1:$port"
 			--table "$dir/table.json" --namespace ns-0
 			--resolv-conf "$TMP/resolv.conf")
-		if [ "$DNSPROXY_HAS_ADMIN" = 1 ]; then
-			# Keep off the default 15020, which a test may hold.
-			CMD+=(--admin "127.0.0.1:$(free_port)")
-		fi
-		if [ -n "$DNSPROXY_ARGS" ]; then
-			# shellcheck disable=SC2206
-			CMD+=($DNSPROXY_ARGS)
-		fi
+		dnsproxy_extra_args
 		;;
 	dnsmasq)
 		# Authoritative from the hosts file only: no /etc/hosts, no
@@ -224,6 +243,48 @@ server_cmd() {
 			--user=root --pid-file= --log-facility=-)
 		;;
 	esac
+}
+
+dnsproxy_extra_args() {
+	if [ "$DNSPROXY_HAS_ADMIN" = 1 ]; then
+		# Keep off the default 15020, which a test may hold.
+		CMD+=(--admin "127.0.0.1:$(free_port)")
+	fi
+	if [ -n "$DNSPROXY_ARGS" ]; then
+		# shellcheck disable=SC2206
+		CMD+=($DNSPROXY_ARGS)
+	fi
+}
+
+# fwd_server_cmd SERVER PORT DIR: the same server as a pure forwarder to
+# 127.0.0.1:FWD_UP_PORT, no cache, in-flight limit 4096 on both sides.
+fwd_server_cmd() {
+	local server=$1 port=$2 dir=$3
+	case "$server" in
+	dnsproxy)
+		# An empty table (a 0-byte file is a valid one): every query is
+		# a miss and is forwarded. --upstream replaces resolv.conf's
+		# nameserver.
+		CMD=("$DNSPROXY_BIN" --listen "127.0.0.1:$port"
+			--table "$dir/empty.table" --resolv-conf "$TMP/resolv.conf"
+			--upstream "127.0.0.1:$FWD_UP_PORT")
+		dnsproxy_extra_args
+		;;
+	dnsmasq)
+		# dnsmasq's default --dns-forward-max is 150; give it dnsproxy's
+		# --max-forwards default so neither drops for lack of slots.
+		CMD=("$DNSMASQ" --keep-in-foreground --conf-file=/dev/null
+			--no-hosts --no-resolv --server="127.0.0.1#$FWD_UP_PORT"
+			--cache-size=0 --dns-forward-max=4096
+			--port="$port" --listen-address=127.0.0.1 --bind-interfaces
+			--user=root --pid-file= --log-facility=-)
+		;;
+	esac
+}
+
+# qfile DIR PHASE: DIR/PHASE.txt if the inputs have one, else queries.txt.
+qfile() {
+	if [ -e "$1/$2.txt" ]; then echo "$1/$2.txt"; else echo "$1/queries.txt"; fi
 }
 
 # Pick the first probe name and its IPs (line 1 of probe.txt).
@@ -242,9 +303,10 @@ run_dnsperf() { # OUTFILE ARGS...
 		die "dnsperf failed; output in $out: $(tail -3 "$out")"
 }
 
-# load_phase SERVER SIZE ROUND: start the server, check it, measure.
+# load_phase SERVER SIZE ROUND [RATE]: start the server, check it, measure.
+# SIZE names the input directory under TMP ("fwd" for the forwarding run).
 load_phase() {
-	local server=$1 n=$2 round=$3 dir=$TMP/$2 port pid res
+	local server=$1 n=$2 round=$3 rate=${4:-$RATE} dir=$TMP/$2 port pid res
 	port=$(free_port)
 	server_cmd "$server" "$port" "$dir"
 	res=$dir/$server.r$round
@@ -259,23 +321,27 @@ load_phase() {
 		die "$server gave wrong answers; not measuring it"
 	}
 	# Warm-up (faults in pages, fills socket buffers); not measured.
-	run_dnsperf "$res.warm" -p "$port" -d "$dir/queries.txt" -l 1 -c "$CLIENTS" -q "$OUTSTANDING"
+	run_dnsperf "$res.warm" -p "$port" -d "$(qfile "$dir" warm)" -l 1 -c "$CLIENTS" -q "$OUTSTANDING"
 
-	local c0 c1 c2 c3 w0 w1 w2 w3
+	local c0 c1 c2 c3 w0 w1 w2 w3 u0=0 u1=0 u2=0 u3=0
 	w0=$(rq_wait_ns "$pid")
 	c0=$(cpu_ticks "$pid")
+	[ -n "$FWD_UP_PID" ] && u0=$(cpu_ticks "$FWD_UP_PID")
 	run_dnsperf "$res.max" -p "$port" -d "$dir/queries.txt" -l "$DURATION" \
 		-c "$CLIENTS" -q "$OUTSTANDING"
 	kill -0 "$pid" 2>/dev/null || die_log "$res.log" "$server died during the throughput phase"
 	c1=$(cpu_ticks "$pid")
 	w1=$(rq_wait_ns "$pid")
+	[ -n "$FWD_UP_PID" ] && u1=$(cpu_ticks "$FWD_UP_PID")
 	sleep 0.5
 	w2=$(rq_wait_ns "$pid")
 	c2=$(cpu_ticks "$pid")
+	[ -n "$FWD_UP_PID" ] && u2=$(cpu_ticks "$FWD_UP_PID")
 	run_dnsperf "$res.lat" -p "$port" -d "$dir/queries.txt" -l "$DURATION" \
-		-c "$CLIENTS" -q 1000 -Q "$RATE" -v
+		-c "$CLIENTS" -q 1000 -Q "$rate" -v
 	c3=$(cpu_ticks "$pid")
 	w3=$(rq_wait_ns "$pid")
+	[ -n "$FWD_UP_PID" ] && u3=$(cpu_ticks "$FWD_UP_PID")
 	kill -0 "$pid" 2>/dev/null || die_log "$res.log" "$server died during the latency phase"
 	cat >"$res.proc" <<EOF
 pid=$pid
@@ -284,6 +350,8 @@ max_cpu_ticks=$((c1 - c0))
 lat_cpu_ticks=$((c3 - c2))
 max_rq_wait_ns=$((w1 - w0))
 lat_rq_wait_ns=$((w3 - w2))
+up_max_cpu_ticks=$((u1 - u0))
+up_lat_cpu_ticks=$((u3 - u2))
 vmhwm_kb=$(vm_field "$pid" VmHWM)
 vmrss_kb=$(vm_field "$pid" VmRSS)
 EOF
@@ -305,11 +373,17 @@ startup_phase() {
 }
 
 # ---- run ---------------------------------------------------------------------
-echo "bench: servers ${SERVERS}; sizes ${SERVICES}; ${DURATION}s phases;" \
-	"latency at ${RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
+if [ "$FORWARD_ONLY" = 1 ]; then
+	echo "bench: servers ${SERVERS}; forwarding only; ${DURATION}s phases;" \
+		"latency at ${FWD_RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
+else
+	echo "bench: servers ${SERVERS}; sizes ${SERVICES}$([ "$FORWARD" = 1 ] && echo ' + forwarding');" \
+		"${DURATION}s phases; latency at ${RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
+fi
 [[ ",$SERVERS," == *",dnsproxy,"* ]] && echo "bench: dnsproxy = $DNSPROXY_BIN" >&2
 
 for n in "${SIZES[@]}"; do
+	[ "$FORWARD_ONLY" = 1 ] && break
 	dir=$TMP/$n
 	echo "bench: [$n services] generating table, hosts file and $NQUERIES queries" >&2
 	"$PY" "$HERE/gentable.py" --services "$n" --queries "$NQUERIES" --outdir "$dir"
@@ -330,10 +404,51 @@ for n in "${SIZES[@]}"; do
 	done
 done
 
-report_args=(--tmp "$TMP" --sizes "$SERVICES" --servers "$SERVERS"
+# ---- forwarding: unique misses, both servers forwarding to one upstream -----
+# The upstream is a dnsmasq with no cache that answers every name below
+# miss.example itself (--address); it runs on CPU 1 with dnsperf, the server
+# under test alone on CPU 0.
+forward_run() {
+	local dir=$TMP/fwd r order server
+	echo "bench: [forwarding] generating $FWD_QUERIES unique miss names" >&2
+	"$PY" "$HERE/gentable.py" --misses --queries "$FWD_QUERIES" --outdir "$dir"
+	: >"$dir/empty.table"
+	FWD_UP_PORT=$(free_port)
+	taskset -c 1 "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null \
+		--no-hosts --no-resolv --cache-size=0 \
+		--address=/miss.example/198.51.100.1 --port="$FWD_UP_PORT" \
+		--listen-address=127.0.0.1 --bind-interfaces --user=root \
+		--pid-file= --log-facility=- >"$dir/upstream.log" 2>&1 &
+	FWD_UP_PID=$!
+	echo "$FWD_UP_PID" >"$TMP/upstream.pid"
+	"$PY" "$HERE/probe.py" wait --port "$FWD_UP_PORT" --name ready.miss.example \
+		--ip 198.51.100.1 --timeout 30 --pid "$FWD_UP_PID" ||
+		die_log "$dir/upstream.log" "the upstream dnsmasq did not answer"
+	for ((r = 0; r < ROUNDS; r++)); do
+		order=("${SERVER_LIST[@]}")
+		if [ $((r % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
+			order=("${order[1]}" "${order[0]}")
+		fi
+		for server in "${order[@]}"; do
+			echo "bench: [forwarding] $server round $((r + 1))/$ROUNDS:" \
+				"throughput ${DURATION}s, then latency at $FWD_RATE qps ${DURATION}s" >&2
+			load_phase "$server" fwd "$r" "$FWD_RATE"
+		done
+	done
+	stop_pid "$FWD_UP_PID"
+	wait "$FWD_UP_PID" 2>/dev/null || true
+	rm -f "$TMP/upstream.pid"
+	FWD_UP_PORT="" FWD_UP_PID=""
+}
+[ "$FORWARD" = 1 ] && forward_run
+
+sizes_arg=$SERVICES
+[ "$FORWARD_ONLY" = 1 ] && sizes_arg=none
+report_args=(--tmp "$TMP" --sizes "$sizes_arg" --servers "$SERVERS"
 	--rounds "$ROUNDS" --duration "$DURATION" --rate "$RATE"
 	--clients "$CLIENTS" --outstanding "$OUTSTANDING"
 	--clk-tck "$(getconf CLK_TCK)")
 [ -n "$OUT" ] && report_args+=(--out "$OUT")
+[ "$FORWARD" = 1 ] && report_args+=(--forward --forward-rate "$FWD_RATE")
 [[ ",$SERVERS," == *",dnsproxy,"* ]] && report_args+=(--dnsproxy-bin "$DNSPROXY_BIN")
 "$PY" "$HERE/report.py" "${report_args[@]}"

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Generate the benchmark inputs for one table size.
+"""Generate the benchmark inputs for one table size, or (--misses) for the
+forwarding run.
 
 Writes into OUTDIR:
   table.json   NameTable JSON for dnsproxy (SPEC §1): N Kubernetes services
@@ -8,6 +9,13 @@ Writes into OUTDIR:
   queries.txt  dnsperf input: A queries for a random sample of FQDNs that both
                servers know (Kubernetes services and non-wildcard externals)
   probe.txt    "<fqdn> <ip>" lines: a sample used to check answers are correct
+
+With --misses (forwarding run; no table, every name unique and unknown to
+the server under test, answered by the upstream's --address=/miss.example/):
+  queries.txt  "q<i>.miss.example A" for the measured phases
+  warm.txt     "w<i>.miss.example A" for the warm-up
+  probe.txt    "check<i>.miss.example 198.51.100.1" lines for the check
+  meta.json    what was generated
 
 Deterministic for a given --seed.
 """
@@ -41,10 +49,33 @@ def cluster_ips(rng, n):
     return [str(ipaddress.IPv4Address(base + p)) for p in out]
 
 
+MISS_ZONE = "miss.example"
+MISS_IP = "198.51.100.1"
+
+
+def write_misses(args):
+    """Inputs of the forwarding run: unique names below MISS_ZONE."""
+    def lines(path, prefix, n):
+        with open(os.path.join(args.outdir, path), "w") as f:
+            for i in range(n):
+                f.write("%s%d.%s A\n" % (prefix, i, MISS_ZONE))
+    lines("queries.txt", "q", args.queries)
+    lines("warm.txt", "w", min(args.queries, 200000))
+    with open(os.path.join(args.outdir, "probe.txt"), "w") as f:
+        for i in range(args.probe):
+            f.write("check%d.%s %s\n" % (i, MISS_ZONE, MISS_IP))
+    with open(os.path.join(args.outdir, "meta.json"), "w") as f:
+        json.dump({"kind": "forward", "zone": MISS_ZONE, "ip": MISS_IP,
+                   "query_lines": args.queries}, f)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--services", type=int, required=True)
+    ap.add_argument("--services", type=int)
+    ap.add_argument("--misses", action="store_true",
+                    help="write the forwarding run's inputs instead")
     ap.add_argument("--namespaces", type=int, default=50)
     ap.add_argument("--queries", type=int, default=100000)
     ap.add_argument("--probe", type=int, default=200,
@@ -52,6 +83,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--outdir", required=True)
     args = ap.parse_args()
+    os.makedirs(args.outdir, exist_ok=True)
+    if args.misses:
+        write_misses(args)
+        return
+    if args.services is None:
+        ap.error("--services or --misses is required")
 
     n = args.services
     nns = max(1, min(args.namespaces, n))

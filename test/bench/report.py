@@ -6,6 +6,8 @@ Reads, for each size N, server S and round R, in TMP/N/:
   S.rR.lat    dnsperf -v output of the steady-rate (latency) phase
   S.rR.proc   key=value: CPU ticks of both phases, VmHWM, VmRSS
   S.startup.json  start-to-first-answer samples: wall, CPU and run-queue ms
+and, with --forward, the same S.rR.* files of the forwarding run in TMP/fwd/
+(plus the upstream's CPU ticks in S.rR.proc).
 """
 
 import argparse
@@ -130,9 +132,20 @@ def one_round(d, server, r, clk):
     if lat.get("runtime_s"):
         res["rqwait_lat_pct"] = 100.0 * proc.get("lat_rq_wait_ns", 0) / 1e9 / lat["runtime_s"]
     res.update(latency_stats(lat_text))
+    if "up_max_cpu_ticks" in proc and mx.get("runtime_s"):
+        res["up_cpu_util_max"] = 100.0 * proc["up_max_cpu_ticks"] / clk / mx["runtime_s"]
     res["vmhwm_mib"] = proc["vmhwm_kb"] / 1024.0
     res["vmrss_after_mib"] = proc["vmrss_kb"] / 1024.0
     return res
+
+
+# The forwarding table: the load metrics (no start-up), then context.
+FWD_METRICS = [m for m in METRICS if not m[0].startswith("startup")
+               and m[0] not in ("vmrss_after_mib",)]
+FWD_METRICS.insert(FWD_METRICS.index(next(m for m in FWD_METRICS
+                                          if m[0] == "cpu_util_max")) + 1,
+                   ("up_cpu_util_max", "upstream CPU, throughput phase (% of a core)",
+                    "{:.0f}", None))
 
 
 def median_of(rounds, key):
@@ -182,6 +195,74 @@ def cpu_model():
     return None
 
 
+def print_table(entry, cols, both, title, metrics, rate, forward=False):
+    """One side-by-side table and its notes."""
+    print()
+    if both:
+        title += ": dnsproxy vs dnsmasq, same run"
+    print("== " + title + " ==")
+    head = "%-50s" % "metric" + "".join("%13s" % c for c in cols)
+    if both:
+        head += "%9s  %-7s %s" % ("ratio", "better", "")
+    print(head)
+    print("-" * len(head.rstrip()) + ("-" * 16 if both else ""))
+    for key, label, f, better in metrics:
+        if key == "cpu_util_max":
+            print("context (not scores):")
+        label = label.format(rate="{:,}".format(rate))
+        row = "%-50s" % label
+        for c in cols:
+            row += "%13s" % fmt(f, entry["servers"][c]["metrics"].get(key))
+        if both:
+            ratio = entry["ratio_dnsproxy_over_dnsmasq"].get(key)
+            if better is not None:
+                row += "%9s  %-7s %s" % (fmt("{:.2f}", ratio), better,
+                                         verdict(ratio, better))
+        print(row.rstrip())
+    notes = []
+    for c in cols:
+        for r, rd in enumerate(entry["servers"][c]["rounds"]):
+            for phase in ("throughput_phase", "latency_phase"):
+                ph = rd[phase]
+                codes = ph.get("rcodes", {})
+                other = {k: v for k, v in codes.items() if k != "NOERROR"}
+                if ph.get("lost") or other:
+                    notes.append("%s round %d %s: %d lost, other rcodes %s"
+                                 % (c, r + 1, phase.split("_")[0], ph.get("lost", 0),
+                                    other or "none"))
+            got = rd["latency_phase"].get("qps")
+            if got is not None and got < 0.95 * rate:
+                notes.append("%s round %d: latency phase reached only %.0f of %d qps"
+                             % (c, r + 1, got, rate))
+        shares = [rd.get("cpu_util_max") for rd in entry["servers"][c]["rounds"]]
+        share = entry["servers"][c]["metrics"].get("cpu_util_max")
+        if share is not None and round(share) < 90:
+            notes.append("%s got %s%% of its core under unthrottled load (per round): "
+                         "below 90%%, so its throughput was capped by the client%s or by "
+                         "other load on CPU 0 (see run-queue wait); trust queries per "
+                         "CPU-second more" % (c, "/".join("%.0f" % x for x in shares
+                                                          if x is not None),
+                                              ", the upstream" if forward else ""))
+        sizes_seen = sorted({rd["throughput_phase"].get("avg_response_bytes")
+                             for rd in entry["servers"][c]["rounds"]} - {None})
+        notes.append("%s average response size (bytes): %s"
+                     % (c, ", ".join(str(x) for x in sizes_seen) or "-"))
+        st = entry["servers"][c].get("startup_samples")
+        if st:
+            notes.append("%s start-up samples, wall/CPU ms: %s" % (c, ", ".join(
+                "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
+    if forward:
+        notes.insert(0, "every query is a distinct name neither server knows; both forward "
+                        "it to the same dnsmasq (--address=/miss.example/, cache off) on "
+                        "CPU 1, which dnsperf shares; the server under test is alone on "
+                        "CPU 0; qps counts forwarded queries answered")
+    if both:
+        notes.insert(0, "ratio = dnsproxy / dnsmasq; 'better' says which direction wins "
+                        "(above 1 for 'higher', below 1 for 'lower'); within 5% = about equal")
+    for line in notes:
+        print("  * " + line)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tmp", required=True)
@@ -195,10 +276,13 @@ def main():
     ap.add_argument("--clk-tck", type=int, default=100)
     ap.add_argument("--dnsproxy-bin")
     ap.add_argument("--out")
+    ap.add_argument("--forward", action="store_true",
+                    help="also report the forwarding run (TMP/fwd)")
+    ap.add_argument("--forward-rate", type=int)
     args = ap.parse_args()
 
     servers = args.servers.split(",")
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [] if args.sizes == "none" else [int(s) for s in args.sizes.split(",")]
     both = servers == ["dnsproxy", "dnsmasq"] or servers == ["dnsmasq", "dnsproxy"]
 
     meta = {
@@ -217,7 +301,9 @@ def main():
         "rounds": args.rounds,
         "dnsperf_clients": args.clients,
         "dnsperf_outstanding": args.outstanding,
-        "pinning": "server on CPU 0, dnsperf and probes on CPU 1",
+        "pinning": "server on CPU 0, dnsperf and probes on CPU 1 (and the forwarding "
+                   "run's upstream dnsmasq)",
+        "forward_rate_qps": args.forward_rate,
     }
     result = {"meta": meta, "sizes": {}}
 
@@ -245,70 +331,37 @@ def main():
             }
         result["sizes"][str(n)] = entry
 
+    if args.forward:
+        d = os.path.join(args.tmp, "fwd")
+        entry = {"inputs": json.load(open(os.path.join(d, "meta.json"))),
+                 "servers": {}}
+        for s in servers:
+            rounds = [one_round(d, s, r, args.clk_tck) for r in range(args.rounds)]
+            entry["servers"][s] = {"metrics": {k: median_of(rounds, k)
+                                               for k, *_ in FWD_METRICS},
+                                   "rounds": rounds}
+        if both:
+            a = entry["servers"]["dnsproxy"]["metrics"]
+            b = entry["servers"]["dnsmasq"]["metrics"]
+            entry["ratio_dnsproxy_over_dnsmasq"] = {
+                k: (a[k] / b[k] if a.get(k) is not None and b.get(k) else None)
+                for k, _, _, better in FWD_METRICS if better is not None
+            }
+        result["forward"] = entry
+
     # ---- print ----
+    cols = servers if not both else ["dnsproxy", "dnsmasq"]
     for n in sizes:
         entry = result["sizes"][str(n)]
-        cols = servers if not both else ["dnsproxy", "dnsmasq"]
-        print()
         g = entry["table"]
         title = "%s Kubernetes services in %d namespaces + %d ServiceEntries" % (
             "{:,}".format(g["services"]), g["namespaces"], g["externals"])
-        if both:
-            title += ": dnsproxy vs dnsmasq, same run"
-        print("== " + title + " ==")
-        head = "%-50s" % "metric" + "".join("%13s" % c for c in cols)
-        if both:
-            head += "%9s  %-7s %s" % ("ratio", "better", "")
-        print(head)
-        print("-" * len(head.rstrip()) + ("-" * 16 if both else ""))
-        for key, label, f, better in METRICS:
-            if key == "cpu_util_max":
-                print("context (not scores):")
-            label = label.format(rate="{:,}".format(args.rate))
-            row = "%-50s" % label
-            for c in cols:
-                row += "%13s" % fmt(f, entry["servers"][c]["metrics"].get(key))
-            if both:
-                ratio = entry["ratio_dnsproxy_over_dnsmasq"].get(key)
-                if better is not None:
-                    row += "%9s  %-7s %s" % (fmt("{:.2f}", ratio), better,
-                                             verdict(ratio, better))
-            print(row.rstrip())
-        notes = []
-        for c in cols:
-            for r, rd in enumerate(entry["servers"][c]["rounds"]):
-                for phase in ("throughput_phase", "latency_phase"):
-                    ph = rd[phase]
-                    codes = ph.get("rcodes", {})
-                    other = {k: v for k, v in codes.items() if k != "NOERROR"}
-                    if ph.get("lost") or other:
-                        notes.append("%s round %d %s: %d lost, other rcodes %s"
-                                     % (c, r + 1, phase.split("_")[0], ph.get("lost", 0),
-                                        other or "none"))
-                got = rd["latency_phase"].get("qps")
-                if got is not None and got < 0.95 * args.rate:
-                    notes.append("%s round %d: latency phase reached only %.0f of %d qps"
-                                 % (c, r + 1, got, args.rate))
-            shares = [rd.get("cpu_util_max") for rd in entry["servers"][c]["rounds"]]
-            share = entry["servers"][c]["metrics"].get("cpu_util_max")
-            if share is not None and round(share) < 90:
-                notes.append("%s got %s%% of its core under unthrottled load (per round): "
-                             "below 90%%, so its throughput was capped by the client or by "
-                             "other load on CPU 0 (see run-queue wait); trust queries per "
-                             "CPU-second more" % (c, "/".join("%.0f" % x for x in shares
-                                                              if x is not None)))
-            sizes_seen = sorted({rd["throughput_phase"].get("avg_response_bytes")
-                                 for rd in entry["servers"][c]["rounds"]} - {None})
-            notes.append("%s average response size (bytes): %s"
-                         % (c, ", ".join(str(x) for x in sizes_seen) or "-"))
-            st = entry["servers"][c]["startup_samples"]
-            notes.append("%s start-up samples, wall/CPU ms: %s" % (c, ", ".join(
-                "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
-        if both:
-            notes.insert(0, "ratio = dnsproxy / dnsmasq; 'better' says which direction wins "
-                            "(above 1 for 'higher', below 1 for 'lower'); within 5% = about equal")
-        for line in notes:
-            print("  * " + line)
+        print_table(entry, cols, both, title, METRICS, args.rate)
+    if args.forward:
+        print_table(result["forward"], cols, both,
+                    "Forwarding unique misses to one dnsmasq upstream (no cache anywhere)",
+                    FWD_METRICS, args.forward_rate,
+                    forward=True)
     print()
     print("  load average now: %s; noisy shared host: compare ratios within one run only"
           % " ".join(meta["loadavg_at_report"]))

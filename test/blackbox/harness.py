@@ -15,20 +15,27 @@ UDP and TCP, and stops it again, also when a test fails.
             r = self.proxy.ask("www.google.com.", "A", proto="udp")
             harness.assert_local(self, r, ...)
 
-Forwarding: the proxies started here get a resolv.conf without nameservers
-(unless a test passes some), so a forwarded query ends in an immediate
-SERVFAIL (SPEC §4 "Zero servers"), with AA=0 and no answer.  The single
-place that knows this is assert_forwarded(); when tests run against a fake
-upstream, that is the one helper to change.
+Forwarding: every proxy started here forwards (`--upstream`) to a
+FakeUpstream of its own unless the test passes other upstreams (or False for
+none); assert_forwarded() checks that a reply is that upstream's answer,
+relayed unchanged (for an unknown name: NXDOMAIN with an SOA).
+DNSPROXY_BB_UPSTREAM=0 starts proxies without any server instead, and
+assert_forwarded() then expects SERVFAIL (SPEC §4 "Zero servers").
+FakeUpstream has fault modes per server or per name (FAULTS) and records
+every query it receives (bytes, transport, time).
 
 Replies are decoded by parse_reply() (a strict decoder written here, which
 keeps wire order, owner case and duplicates) and cross-checked with
 dnspython's decoder (check_dnspython()).
 """
 
+import collections
+import concurrent.futures
+import heapq
 import json
 import os
 import random
+import selectors
 import shutil
 import signal
 import socket
@@ -37,6 +44,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import zlib
 
 import dns.message  # dnspython 2.3 (Debian's /usr/bin/python3)
 import dns.exception
@@ -488,6 +496,53 @@ def udp_exchange(addr, wire, timeout=QUERY_TIMEOUT, family=None):
         s.close()
 
 
+def udp_burst(addr, wires, timeout=QUERY_TIMEOUT, nsocks=8):
+    """Sends all queries at once over nsocks UDP sockets (wires must have
+    distinct IDs) and collects the replies; returns {id: reply bytes} for
+    the IDs answered within timeout of the last send."""
+    socks = []
+    for _ in range(nsocks):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.connect(addr)
+        s.setblocking(False)
+        socks.append(s)
+    want = {query_id(w) for w in wires}
+    assert len(want) == len(wires), "udp_burst needs distinct IDs"
+    got = {}
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        sel.register(s, selectors.EVENT_READ)
+
+    def drain(wait):
+        for key, _ in sel.select(wait):
+            while True:
+                try:
+                    d = key.fileobj.recv(65535)
+                except (BlockingIOError, ConnectionRefusedError):
+                    break
+                if len(d) >= 2 and query_id(d) in want:
+                    got.setdefault(query_id(d), d)
+    try:
+        for i, w in enumerate(wires):
+            while True:
+                try:
+                    socks[i % nsocks].send(w)
+                    break
+                except BlockingIOError:
+                    drain(0.001)
+            if i % 64 == 63:
+                drain(0.002)   # ~30k queries/s: no drops at the proxy
+        deadline = time.monotonic() + timeout
+        while len(got) < len(want) and time.monotonic() < deadline:
+            drain(min(0.05, max(0, deadline - time.monotonic())))
+        return got
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
+
+
 def recv_exact(s, n):
     buf = b""
     while len(buf) < n:
@@ -549,103 +604,365 @@ def closed_by_peer(s, timeout):
 # ---------------------------------------------------------------------------
 # Forwarding
 #
-# The one switch for the day forwarding lands: with
-# FORWARD_TO_FAKE_UPSTREAM every Proxy gets `--upstream` pointing at its own
-# FakeUpstream, and assert_forwarded() expects that upstream's answer
-# (NXDOMAIN, RA=1) instead of SERVFAIL.  DNSPROXY_BB_UPSTREAM=1 turns it on
-# without editing this file.
+# Every Proxy forwards to its own FakeUpstream (`--upstream`) unless a test
+# says otherwise, and assert_forwarded() checks that the reply is the one
+# that upstream gives (an NXDOMAIN with its SOA by default).
+# DNSPROXY_BB_UPSTREAM=0 goes back to proxies without any server (a
+# forwarded query then gets SERVFAIL, SPEC §4 "Zero servers").
 
-FORWARD_TO_FAKE_UPSTREAM = os.environ.get("DNSPROXY_BB_UPSTREAM") == "1"
+FORWARD_TO_FAKE_UPSTREAM = os.environ.get("DNSPROXY_BB_UPSTREAM", "1") != "0"
 
 GIANT_OWNER = "aaaaaaaaaaaa.aaaaaa."
+SYNTH_SUFFIX = ".synth."
+SOA_TTL = 60
+SERVER_COOKIE = b"\x5e\x5e\xc0\x0c\x1e\x5e\xc0\x0c"
+
+# Fault modes (FakeUpstream.mode for the whole server, faults[name] for
+# one name; "*.zone." keys match every name below zone.):
+#   silent     never answers (the query is still recorded)
+#   servfail   SERVFAIL; refused: REFUSED (both with a TXT "tag" record in
+#              the additional section naming the server)
+#   slow       the normal answer after `delay` seconds (("slow", 0.5) for
+#              one name)
+#   big        NOERROR with `big_count` A records whatever the query's
+#              EDNS size, over UDP too (("big", 300) for one name)
+#   tc         over UDP an empty TC=1 reply; over TCP the normal answer
+#   garbage    right ID and question, then a cut answer (unparsable)
+#   wrong_id   a NOERROR (A 6.6.6.6) whose ID is not the query's
+#   close      TCP: the connection is closed once the query is read;
+#              UDP: the normal answer
+#   formerr    FORMERR without an OPT (a server that does not speak EDNS)
+FAULTS = ("silent", "servfail", "refused", "slow", "big", "tc", "garbage",
+          "wrong_id", "close", "formerr")
+WRONG_ID_IP = "6.6.6.6"
 
 
-class FakeUpstream:
-    """A DNS server on 127.0.0.1 (UDP and TCP, one free port), the SPEC §8
-    fake upstream: NXDOMAIN (RA=1, AA=0) by default, except
+def synth_ip(name):
+    """The A record the fake upstream gives for a name under synth."""
+    h = zlib.crc32(name.lower().encode())
+    return "10.%d.%d.%d" % ((h >> 16) & 255, (h >> 8) & 255, h & 255)
+
+
+class Received(collections.namedtuple(
+        "Received", "transport name qtype id wire time")):
+    """One query as a FakeUpstream received it."""
+
+    @property
+    def opt(self):
+        """The query's OPT (an Opt), or None."""
+        return parse_query_opt(self.wire)
+
+
+def parse_query_opt(wire):
+    """The OPT of a query (Opt) or None; the query must be well formed."""
+    if struct.unpack("!H", wire[10:12])[0] == 0:
+        return None
+    return Reply(wire).opt
+
+
+def edns_options(opt_rdata):
+    """[(code, data)] of an OPT's rdata."""
+    out, off = [], 0
+    while off + 4 <= len(opt_rdata):
+        code, n = struct.unpack("!HH", opt_rdata[off:off + 4])
+        out.append((code, opt_rdata[off + 4:off + 4 + n]))
+        off += 4 + n
+    return out
+
+
+class Answer:
+    """A canned upstream answer.  Records are (owner, type, rdata bytes) or
+    (owner, type, rdata bytes, ttl); ttl defaults to 30."""
+
+    def __init__(self, rcode=NOERROR, answer=(), authority=(), additional=(),
+                 tc=False, aa=False, ad=False):
+        self.rcode, self.tc, self.aa, self.ad = rcode, tc, aa, ad
+        self.sections = (list(answer), list(authority), list(additional))
+
+
+def _soa_rdata():
+    return (name_to_wire("ns.fake-upstream.") +
+            name_to_wire("hostmaster.fake-upstream.") +
+            struct.pack("!IIIII", 2024010101, 1800, 900, 604800, SOA_TTL))
+
+
+class FakeLogic:
+    """What a FakeUpstream answers (no sockets: assert_forwarded() asks a
+    default one what the proxy should have relayed).  SPEC §8: NXDOMAIN
+    (RA=1, AA=0, with an SOA in the authority section) by default, except
       www.bing.com.  A 1.1.1.1
       giant.         64 A RRs owned by aaaaaaaaaaaa.aaaaaa. (240.0.0.0-63),
                      never truncated
       giant-tc.      the same, truncated by the upstream itself to 512 B
                      (29 RRs, TC=1)
-    plus whatever answers[(name, qtype)] = (rcode, [(owner, type, rdata
-    bytes)]) holds.  A query with an OPT gets an OPT (4096) back.
-    queries: (transport, qname as sent, qtype) of every query received."""
+      *.synth.       A synth_ip(name)
+    plus whatever answers[(name, qtype)] holds: an Answer or (rcode,
+    [(owner, type, rdata)]).  A query with an OPT gets an OPT (4096) back,
+    which echoes a client cookie with SERVER_COOKIE appended."""
 
-    def __init__(self):
-        self.port = free_port()
-        self.addr = ("127.0.0.1", self.port)
+    def __init__(self, mode=None, tag="up", delay=1.0, big_count=300):
         self.answers = {}
-        self.queries = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(self.addr)
-        self.udp.settimeout(0.2)
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(self.addr)
-        self.tcp.listen(64)
-        self.tcp.settimeout(0.2)
-        self._threads = [threading.Thread(target=self._serve_udp,
-                                          daemon=True),
-                         threading.Thread(target=self._serve_tcp,
-                                          daemon=True)]
-        for t in self._threads:
-            t.start()
+        self.faults = {}
+        self.mode = mode
+        self.tag = tag
+        self.delay = delay
+        self.big_count = big_count
 
-    def close(self):
-        self._stop.set()
-        for t in self._threads:
-            t.join(5)
-        self.udp.close()
-        self.tcp.close()
+    def fault_for(self, name):
+        """(mode, arg) for a lowercased name, or (None, None)."""
+        spec = self.faults.get(name)
+        if spec is None:
+            labels = name.split(".")
+            for i in range(1, len(labels) - 1):
+                spec = self.faults.get("*." + ".".join(labels[i:]))
+                if spec is not None:
+                    break
+        if spec is None:
+            spec = self.mode
+        if spec is None:
+            return None, None
+        if isinstance(spec, str):
+            spec = (spec, None)
+        assert spec[0] in FAULTS, spec
+        return spec
 
-    def _lookup(self, name, qtype):
+    def lookup(self, name, qtype):
+        """The Answer for a question (name as sent, any case)."""
         lname = name.lower()
-        if (lname, qtype) in self.answers:
-            return self.answers[(lname, qtype)], False
+        a = self.answers.get((lname, qtype))
+        if isinstance(a, tuple):
+            a = Answer(a[0], a[1])
+        if a is not None:
+            return a
         if lname == "www.bing.com." and qtype == 1:
-            return (NOERROR, [(name, 1, socket.inet_aton("1.1.1.1"))]), False
+            return Answer(NOERROR, [(name, 1, socket.inet_aton("1.1.1.1"))])
         if lname in ("giant.", "giant-tc.") and qtype == 1:
             recs = [(GIANT_OWNER, 1, bytes([240, 0, 0, i]))
                     for i in range(64)]
             if lname == "giant-tc.":
-                return (NOERROR, recs[:29]), True
-            return (NOERROR, recs), False
-        return (NXDOMAIN, []), False
+                return Answer(NOERROR, recs[:29], tc=True)
+            return Answer(NOERROR, recs)
+        if lname.endswith(SYNTH_SUFFIX) and qtype == 1:
+            return Answer(NOERROR, [(name, 1, socket.inet_aton(
+                synth_ip(lname)))])
+        return Answer(NXDOMAIN, authority=[(None, TYPES["SOA"],
+                                            _soa_rdata(), SOA_TTL)])
 
-    def reply(self, wire, transport):
-        """The reply to one query, or None to stay silent."""
+    def build(self, wire, a, qid=None):
+        """The reply to query wire carrying Answer a.  An owner None is the
+        zone: a compression pointer to the question's last label."""
+        q = parse_query(wire)
+        qend = read_name(wire, 12)[1] + 4
+        labels, off = [], 12
+        while wire[off]:
+            labels.append(off)
+            off += 1 + wire[off]
+        zone_ptr = (struct.pack("!H", 0xC000 | labels[-1]) if labels
+                    else b"\x00")
+        flags = F_QR | F_RA | (q.flags & (F_RD | F_CD)) | (q.opcode << 11)
+        flags |= (F_TC if a.tc else 0) | (F_AA if a.aa else 0) | \
+            (F_AD if a.ad else 0) | (a.rcode & 0xF)
+        out = bytearray(wire[12:qend])
+        comp = {}
+        counts = []
+        for sec in a.sections:
+            for rec in sec:
+                owner, rtype, rdata = rec[:3]
+                ttl = rec[3] if len(rec) > 3 else 30
+                if owner is None:
+                    ow = zone_ptr
+                elif owner in comp:
+                    ow = struct.pack("!H", 0xC000 | comp[owner])
+                else:
+                    comp[owner] = 12 + len(out)
+                    ow = name_to_wire(owner)
+                out += ow + struct.pack("!HHIH", rtype, CLASS_IN, ttl,
+                                        len(rdata)) + rdata
+            counts.append(len(sec))
+        qopt = parse_query_opt(wire)
+        if qopt is not None:
+            opts = b""
+            for code, data in edns_options(qopt.options):
+                if code == 10 and len(data) == 8:
+                    opts += edns_option(10, data + SERVER_COOKIE)
+            out += opt_rr(4096, do=qopt.do, options=opts)
+            counts[2] += 1
+        if qid is None:
+            qid = q.id
+        return struct.pack("!HHHHHH", qid, flags, 1, *counts) + bytes(out)
+
+    def plan(self, wire, transport):
+        """(reply bytes or None, delay seconds, close TCP?) for a query;
+        None for a message that is not a query at all."""
         try:
             q = parse_query(wire)
+            qend = read_name(wire, 12)[1] + 4
         except Exception:  # noqa: BLE001
             return None
-        if len(wire) < 12 or q.flags & F_QR or len(q.question) != 1:
+        if len(wire) < 12 or q.flags & F_QR or len(q.question) != 1 or \
+                qend > len(wire):
             return None
-        name, qtype, qclass = q.question[0]
+        name, qtype, _ = q.question[0]
+        mode, arg = self.fault_for(name.lower())
+        a = self.lookup(name, qtype)
+        if mode == "silent":
+            return None, 0, False
+        if mode == "close":
+            return (None, 0, True) if transport == "tcp" else \
+                (self.build(wire, a), 0, False)
+        if mode == "formerr":
+            r = self.build(wire, Answer(FORMERR))
+            ar = struct.unpack("!H", r[10:12])[0]
+            if ar:      # drop our OPT: the last 11 bytes
+                r = r[:10] + struct.pack("!H", ar - 1) + r[12:-11]
+            return r, 0, False
+        if mode in ("servfail", "refused"):
+            tag = (("tag.fake-upstream.", TYPES["TXT"],
+                    bytes([len(self.tag)]) + self.tag.encode()),)
+            return self.build(wire, Answer(
+                SERVFAIL if mode == "servfail" else REFUSED,
+                additional=tag)), 0, False
+        if mode == "slow":
+            return self.build(wire, a), (self.delay if arg is None
+                                         else arg), False
+        if mode == "big":
+            n = self.big_count if arg is None else arg
+            return self.build(wire, Answer(NOERROR, [
+                (GIANT_OWNER, 1, struct.pack("!I", 0xF0000000 + i))
+                for i in range(n)])), 0, False
+        if mode == "tc" and transport == "udp":
+            return self.build(wire, Answer(a.rcode, tc=True)), 0, False
+        if mode == "garbage":
+            return (struct.pack("!HHHHHH", q.id, F_QR | F_RA | F_RD, 1, 3,
+                                0, 0) + wire[12:qend] +
+                    b"\xc0\x0c\x00\x01\x00\x01\x00\x00"), 0, False
+        if mode == "wrong_id":
+            marker = Answer(NOERROR, [(name, 1,
+                                       socket.inet_aton(WRONG_ID_IP))])
+            return self.build(wire, marker, qid=q.id ^ 0x5A5A), 0, False
+        return self.build(wire, a), 0, False
+
+
+class FakeUpstream(FakeLogic):
+    """FakeLogic served on 127.0.0.1, or ::1 with v6=True (UDP and TCP, one
+    free port).
+
+    queries: a Received for every query, in arrival order."""
+
+    def __init__(self, mode=None, tag=None, delay=1.0, big_count=300,
+                 v6=False):
+        self.port = free_port(v6=v6)
+        self.addr = ("::1" if v6 else "127.0.0.1", self.port)
+        fam = socket.AF_INET6 if v6 else socket.AF_INET
+        super().__init__(mode, tag or "up-%d" % self.port, delay, big_count)
+        self.queries = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._conns = set()
+        self._timers = []  # heap of (when, seq, send, data)
+        self._seq = 0
+        self._cond = threading.Condition(self._lock)
+        self.udp = socket.socket(fam, socket.SOCK_DGRAM)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            self.udp.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+        self.udp.bind(self.addr)
+        self.udp.settimeout(0.2)
+        self.tcp = socket.socket(fam, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.tcp.bind(self.addr)
+        self.tcp.listen(256)
+        self.tcp.settimeout(0.2)
+        self._threads = [threading.Thread(target=f, daemon=True) for f in
+                         (self._serve_udp, self._serve_tcp, self._timer)]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def spec(self):
+        """The --upstream argument for this server."""
+        return ("[%s]:%d" if ":" in self.addr[0] else "%s:%d") % self.addr
+
+    def close(self):
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(5)
         with self._lock:
-            self.queries.append((transport, name, qtype))
-        (rcode, recs), tc = self._lookup(name, qtype)
-        has_opt = struct.unpack("!H", wire[10:12])[0] > 0
-        flags = F_QR | F_RA | (q.flags & (F_RD | F_CD)) | rcode
-        if tc:
-            flags |= F_TC
-        qend = read_name(wire, 12)[1] + 4
-        out = wire[12:qend]
-        comp = {}
-        for owner, rtype, rdata in recs:
-            if owner in comp:
-                out_owner = struct.pack("!H", 0xC000 | comp[owner])
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.udp.close()
+        self.tcp.close()
+
+    # -- what was asked --
+
+    def received(self, name=None, transport=None):
+        """The Received queries, optionally only for one name (any case)
+        and/or transport."""
+        with self._lock:
+            qs = list(self.queries)
+        return [q for q in qs
+                if (name is None or q.name.lower() == name.lower()) and
+                (transport is None or q.transport == transport)]
+
+    def count(self, name=None, transport=None):
+        return len(self.received(name, transport))
+
+    def wait_count(self, n, name=None, timeout=QUERY_TIMEOUT):
+        """Waits until at least n matching queries arrived; returns the
+        count."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = self.count(name)
+            if c >= n or time.monotonic() > deadline:
+                return c
+            time.sleep(0.01)
+
+    def clear(self):
+        with self._lock:
+            del self.queries[:]
+
+    # -- serving --
+
+    def _handle(self, wire, transport, send):
+        """Records and answers one query; returns True to close (TCP)."""
+        p = self.plan(wire, transport)
+        if p is None:
+            return False
+        q = parse_query(wire)
+        with self._lock:
+            self.queries.append(Received(transport, q.question[0][0],
+                                         q.question[0][1], q.id,
+                                         bytes(wire), time.monotonic()))
+        reply, delay, close = p
+        if reply is not None:
+            if delay > 0:
+                with self._cond:
+                    self._seq += 1
+                    heapq.heappush(self._timers, (time.monotonic() + delay,
+                                                  self._seq, send, reply))
+                    self._cond.notify()
             else:
-                comp[owner] = 12 + len(out)
-                out_owner = name_to_wire(owner)
-            out += out_owner + struct.pack("!HHIH", rtype, CLASS_IN, 30,
-                                           len(rdata)) + rdata
-        if has_opt:
-            out += opt_rr(4096)
-        return struct.pack("!HHHHHH", q.id, flags, 1, len(recs), 0,
-                           1 if has_opt else 0) + out
+                send(reply)
+        return close
+
+    def _timer(self):
+        while not self._stop.is_set():
+            with self._cond:
+                now = time.monotonic()
+                if not self._timers:
+                    self._cond.wait(0.2)
+                    continue
+                when = self._timers[0][0]
+                if when > now:
+                    self._cond.wait(min(0.2, when - now))
+                    continue
+                _, _, send, reply = heapq.heappop(self._timers)
+            send(reply)
 
     def _serve_udp(self):
         while not self._stop.is_set():
@@ -655,12 +972,13 @@ class FakeUpstream:
                 continue
             except OSError:
                 return
-            r = self.reply(data, "udp")
-            if r is not None:
+
+            def send(r, peer=peer):
                 try:
                     self.udp.sendto(r, peer)
                 except OSError:
                     pass
+            self._handle(data, "udp", send)
 
     def _serve_tcp(self):
         while not self._stop.is_set():
@@ -670,20 +988,173 @@ class FakeUpstream:
                 continue
             except OSError:
                 return
+            with self._lock:
+                self._conns.add(c)
             threading.Thread(target=self._serve_conn, args=(c,),
                              daemon=True).start()
 
     def _serve_conn(self, c):
+        lock = threading.Lock()
+
+        def send(r):
+            with lock:
+                try:
+                    c.sendall(frame(r))
+                except OSError:
+                    pass
         c.settimeout(10)
         try:
             while not self._stop.is_set():
-                r = self.reply(recv_frame(c), "tcp")
-                if r is not None:
-                    c.sendall(frame(r))
+                if self._handle(recv_frame(c), "tcp", send):
+                    break
         except (OSError, EOFError):
             pass
         finally:
-            c.close()
+            with self._lock:
+                self._conns.discard(c)
+            with lock:
+                c.close()
+
+
+class Dnsmasq:
+    """A real dnsmasq on 127.0.0.1:<free port> (no config file, no
+    resolv.conf, no hosts file, no cache), with extra options; for tests
+    that need a real upstream.  Dnsmasq.path() is None when dnsmasq is not
+    installed."""
+
+    @staticmethod
+    def path():
+        return shutil.which("dnsmasq") or next(
+            (p for p in ("/usr/sbin/dnsmasq", "/sbin/dnsmasq")
+             if os.access(p, os.X_OK)), None)
+
+    def __init__(self, options=()):
+        self.port = free_port()
+        self.addr = ("127.0.0.1", self.port)
+        self.spec = "127.0.0.1:%d" % self.port
+        self.dir = tempfile.mkdtemp(prefix="dnsproxy-bb-dnsmasq-")
+        self.log_path = os.path.join(self.dir, "log")
+        cmd = [self.path(), "--keep-in-foreground", "--conf-file=/dev/null",
+               "--no-resolv", "--no-hosts", "--cache-size=0",
+               "--port=%d" % self.port, "--listen-address=127.0.0.1",
+               "--bind-interfaces", "--pid-file=",
+               "--log-facility=" + self.log_path]
+        if os.geteuid() == 0:
+            cmd.append("--user=root")
+        self._log = open(os.path.join(self.dir, "stderr"), "wb")
+        self.proc = subprocess.Popen(cmd + list(options),
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + READY_TIMEOUT
+        probe = build_query("ready.probe.invalid.", "A")
+        while udp_exchange(self.addr, probe, timeout=0.2) is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.log()
+                self.close()
+                raise RuntimeError("dnsmasq did not start: %s" % err)
+
+    def log(self):
+        out = ""
+        for f in ("stderr", "log"):
+            try:
+                with open(os.path.join(self.dir, f), "rb") as fh:
+                    out += fh.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return out
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+DEFAULT_UPSTREAM = FakeLogic()
+
+
+def upstream_reply(query_wire, transport="udp"):
+    """The Reply a default FakeUpstream gives to query_wire."""
+    return parse_reply(DEFAULT_UPSTREAM.plan(query_wire, transport)[0])
+
+
+def record_tuples(rrs):
+    """Comparable form of a section: (owner, type, class, ttl, rdata); an
+    OPT as ("OPT", size, flags+version+ext_rcode, options)."""
+    out = []
+    for x in rrs:
+        if isinstance(x, Opt):
+            out.append(("OPT", x.owner, x.udp_size, x.ext_rcode, x.version,
+                        x.flags, x.options))
+        else:
+            out.append((x.owner, x.rtype, x.rclass, x.ttl, x.rdata))
+    return out
+
+
+def assert_relayed(tc, r, upstream_r, query_wire=None, tc_bit=None):
+    """r is upstream_r as relayed to the client (SPEC §4 Relay): the same
+    rcode, flags and sections (owners, TTLs, order, rdata, OPT and its
+    options); only the ID is the client's (and the question as the client
+    sent it when query_wire is given).  tc_bit: expected TC when it is not
+    the upstream's."""
+    want_flags = upstream_r.flags
+    if tc_bit is not None:
+        want_flags = (want_flags & ~F_TC) | (F_TC if tc_bit else 0)
+    tc.assertEqual(r.rcode, upstream_r.rcode, "rcode: %r" % r)
+    tc.assertEqual("%#06x" % r.flags, "%#06x" % want_flags,
+                   "flags not relayed: got %r, upstream %r" % (r, upstream_r))
+    for i, sec in enumerate(("answer", "authority", "additional")):
+        tc.assertEqual(record_tuples(r.sections[i]),
+                       record_tuples(upstream_r.sections[i]),
+                       "%s section not relayed unchanged:\n got %r\n "
+                       "upstream %r" % (sec, r, upstream_r))
+    if query_wire is not None:
+        assert_reply_to(tc, r, query_wire)
+
+
+def assert_forwarded(tc, r, query_wire=None):
+    """The query was not answered locally but forwarded.
+
+    With the proxy forwarding to its own FakeUpstream (the default), r must
+    be that upstream's answer, relayed unchanged (assert_relayed): for an
+    unknown name an NXDOMAIN with its SOA, RA=1, AA=0.  Without an upstream
+    (DNSPROXY_BB_UPSTREAM=0), a forwarded query gets SERVFAIL (SPEC §4
+    "Zero servers")."""
+    query_wire = query_wire or getattr(r, "query", None)
+    if FORWARD_TO_FAKE_UPSTREAM:
+        tc.assertIsNotNone(query_wire, "assert_forwarded needs the query")
+        assert_relayed(tc, r, upstream_reply(query_wire), query_wire)
+        return
+    tc.assertEqual(r.rcode, SERVFAIL,
+                   "expected a forwarded query (SERVFAIL without "
+                   "upstream), got %r" % r)
+    tc.assertFalse(r.aa, "AA must be 0: not a local answer: %r" % r)
+    tc.assertEqual(r.answer, [], "no local records expected: %r" % r)
+    tc.assertEqual(r.authority, [], "%r" % r)
+    tc.assertEqual(r.additional, [], "%r" % r)
+
+
+def assert_servfail(tc, r, query_wire):
+    """The proxy's own SERVFAIL for a forward that failed (SPEC §4 All
+    fail / Zero servers): ID, opcode, RD, CD copied, question echoed, AA=0,
+    no records, an OPT only if the query had one."""
+    tc.assertEqual(r.rcode, SERVFAIL, "rcode: %r" % r)
+    tc.assertFalse(r.aa, "AA must be 0: %r" % r)
+    tc.assertFalse(r.tc, "TC must be 0: %r" % r)
+    assert_reply_to(tc, r, query_wire)
+    tc.assertEqual((r.answer, r.authority), ([], []), "no records: %r" % r)
+    if parse_query_opt(query_wire) is None:
+        tc.assertEqual(r.additional, [], "no OPT: the query had none: %r"
+                       % r)
+    else:
+        tc.assertIsNotNone(r.opt, "the query had an OPT: %r" % r)
+        tc.assertEqual([x for x in r.additional if x is not r.opt], [],
+                       "only the OPT: %r" % r)
 
 
 # ---------------------------------------------------------------------------
@@ -701,6 +1172,10 @@ class Proxy:
     for no --table at all.  search: the resolv.conf search list.
     listen: list of --listen values; default 127.0.0.1:<free port>.
     args: extra command-line arguments.  env: extra environment.
+    upstream: what to forward to (one `--upstream` each): a FakeUpstream,
+    an "IP:PORT" string, or a list of these; False for no --upstream at
+    all; None (default) for a FakeUpstream of the proxy's own (closed with
+    it), or none when DNSPROXY_BB_UPSTREAM=0.
     """
 
     def __init__(self, table=None, namespace="ns1", domain=None,
@@ -708,14 +1183,20 @@ class Proxy:
                  ttl=None, listen=None, args=(), env=None, v6=False,
                  log_level=None, pass_resolv_conf=True, upstream=None):
         self.dir = tempfile.mkdtemp(prefix="dnsproxy-bb-")
-        # upstream: a FakeUpstream to forward to (--upstream); None = one
-        # of our own when FORWARD_TO_FAKE_UPSTREAM, else no server at all.
-        self.upstream = None
         self._own_upstream = False
-        if upstream is None and FORWARD_TO_FAKE_UPSTREAM:
-            upstream = FakeUpstream()
-            self._own_upstream = True
-        self.upstream = upstream
+        if upstream is None:
+            upstream = False
+            if FORWARD_TO_FAKE_UPSTREAM:
+                upstream = FakeUpstream()
+                self._own_upstream = True
+        if upstream is False:
+            upstream = []
+        elif not isinstance(upstream, (list, tuple)):
+            upstream = [upstream]
+        self.upstreams = list(upstream)
+        # the first FakeUpstream, if any
+        self.upstream = next((u for u in self.upstreams
+                              if isinstance(u, FakeUpstream)), None)
         self.port = free_port(v6=v6)
         self.v6 = v6
         self.table_path = None
@@ -749,8 +1230,14 @@ class Proxy:
             cmd += ["--ttl", str(ttl)]
         if log_level is not None:
             cmd += ["--log-level", log_level]
-        if self.upstream is not None:
-            cmd += ["--upstream", "%s:%d" % self.upstream.addr]
+        for u in self.upstreams:
+            cmd += ["--upstream", u if isinstance(u, str) else u.spec]
+        # The admin server defaults to 127.0.0.1:15020, which concurrent
+        # proxies would fight over: each gets its own port (a test that
+        # passes --admin itself wins, being later on the command line).
+        self.admin_port = free_port()
+        self.admin_addr = ("127.0.0.1", self.admin_port)
+        cmd += ["--admin", "127.0.0.1:%d" % self.admin_port]
         cmd += list(args)
         self.cmd = command(cmd)
         self.env = base_env(env)
@@ -785,10 +1272,13 @@ class Proxy:
         return self
 
     def wait_ready(self, addr=None, timeout=READY_TIMEOUT):
-        """Polls with a UDP query until any reply arrives."""
+        """Polls with a UDP query until any reply arrives.  The probe is a
+        STATUS (opcode 2) query, which the proxy answers NOTIMP before any
+        lookup: it never reaches an upstream, whatever state that is in,
+        and never shows up in a FakeUpstream's queries."""
         addr = addr or self.addr4
         deadline = time.monotonic() + timeout
-        probe = build_query("ready.probe.invalid.", "A")
+        probe = build_query("ready.probe.invalid.", "A", opcode=2)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.stopped_by_us = True   # reported here, not in close()
@@ -855,6 +1345,7 @@ class Proxy:
         shutil.rmtree(self.dir, ignore_errors=True)
         if self._own_upstream:
             self.upstream.close()
+            self._own_upstream = False
         if problem:
             raise ProxyError("%s\ncmd: %s\nstderr (tail):\n%s" % (
                 problem, " ".join(self.cmd), err[-6000:]))
@@ -874,6 +1365,10 @@ class Proxy:
                 return f.read().decode("utf-8", "replace")
         except (OSError, AttributeError):
             return ""
+
+    def fd_count(self):
+        """How many descriptors the proxy has open (/proc/PID/fd)."""
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     # -- queries --
 
@@ -917,6 +1412,21 @@ class Proxy:
         r = self.exchange(wire, proto, timeout, v6)
         r.query = wire
         return r
+
+    def timed_ask(self, name, qtype="A", proto="udp", **kw):
+        """ask(), and the seconds the reply took."""
+        t0 = time.monotonic()
+        r = self.ask(name, qtype, proto, **kw)
+        return r, time.monotonic() - t0
+
+
+def ask_all(proxy, names, qtype="A", proto="udp", **kw):
+    """Asks for every name at once (one thread each); returns [(Reply,
+    seconds)] in the order of names."""
+    with concurrent.futures.ThreadPoolExecutor(min(64, len(names))) as ex:
+        futs = [ex.submit(proxy.timed_ask, n, qtype, proto, **kw)
+                for n in names]
+        return [f.result() for f in futs]
 
 
 def _describe(wire):
@@ -1008,29 +1518,6 @@ def assert_opt(tc, r, opt):
         tc.assertEqual(r.opt.version, 0, "OPT version: %r" % r.opt)
         tc.assertEqual(r.opt.do, do, "OPT DO bit: %r" % r.opt)
         tc.assertEqual(r.opt.owner, ".", "OPT owner must be the root")
-
-
-def assert_forwarded(tc, r):
-    """The query was not answered locally.
-
-    Until forwarding exists (and, afterwards, with the zero-nameserver
-    resolv.conf these tests use: SPEC §4 "Zero servers"), a forwarded query
-    gets SERVFAIL, AA=0, no records.  With a fake upstream this becomes the
-    check for the upstream's answer."""
-    if FORWARD_TO_FAKE_UPSTREAM:
-        # FakeUpstream's default answer; the proxy itself never makes
-        # NXDOMAIN (SPEC §3), so this one came from upstream.
-        tc.assertEqual(r.rcode, NXDOMAIN,
-                       "expected the fake upstream's NXDOMAIN, got %r" % r)
-        tc.assertTrue(r.ra, "upstream's RA=1 must be relayed: %r" % r)
-    else:
-        tc.assertEqual(r.rcode, SERVFAIL,
-                       "expected a forwarded query (SERVFAIL without "
-                       "upstream), got %r" % r)
-    tc.assertFalse(r.aa, "AA must be 0: not a local answer: %r" % r)
-    tc.assertEqual(r.answer, [], "no local records expected: %r" % r)
-    tc.assertEqual(r.authority, [], "%r" % r)
-    tc.assertEqual(r.additional, [], "%r" % r)
 
 
 def assert_error_reply(tc, r, query_wire, rcode, echo_question=True,

@@ -5,6 +5,7 @@ FakeUpstream answers as SPEC §8 describes."""
 
 import os
 import sys
+import time
 import unittest
 
 import dns.flags
@@ -122,6 +123,60 @@ class Upstream(unittest.TestCase):
         self.assertEqual(r.rcode, 0)
         self.assertEqual(r.id, 4321)
         self.assertEqual(r.answer[0].rdata, b"\x02hi")
+
+    def ex(self, wire, proto="udp", timeout=harness.QUERY_TIMEOUT):
+        if proto == "udp":
+            return harness.udp_exchange(self.up.addr, wire, timeout)
+        return harness.tcp_exchange(self.up.addr, wire, timeout)
+
+    def test_nxdomain_has_soa_of_the_last_label(self):
+        r = harness.parse_reply(self.ex(harness.build_query("a.B.example.")))
+        self.assertEqual([(x.owner, x.type, x.ttl) for x in r.authority],
+                         [("example.", "SOA", harness.SOA_TTL)])
+        w = harness.build_query("x.synth.", edns=1232,
+                                options=harness.edns_option(10, b"c" * 8))
+        r = harness.parse_reply(self.ex(w))
+        self.assertEqual([x.data for x in r.answer],
+                         [harness.synth_ip("x.synth.")])
+        self.assertEqual(harness.edns_options(r.opt.options),
+                         [(10, b"c" * 8 + harness.SERVER_COOKIE)])
+        self.assertEqual(r.wire[2:], harness.upstream_reply(w).wire[2:])
+
+    def test_fault_modes(self):
+        up = self.up
+        for n in ("sf", "rf", "tc", "gb", "wi", "cl", "fe", "big", "quiet"):
+            up.faults[n + ".synth."] = {
+                "sf": "servfail", "rf": "refused", "tc": "tc",
+                "gb": "garbage", "wi": "wrong_id", "cl": "close",
+                "fe": "formerr", "big": ("big", 300), "quiet": "silent"}[n]
+        q = harness.build_query
+        r = harness.parse_reply(self.ex(q("sf.synth.")))
+        self.assertEqual(r.rcode, harness.SERVFAIL)
+        self.assertEqual(r.additional[0].rdata[1:], up.tag.encode())
+        self.assertEqual(harness.parse_reply(self.ex(q("rf.synth."))).rcode,
+                         harness.REFUSED)
+        r = harness.parse_reply(self.ex(q("tc.synth.")))
+        self.assertEqual((r.tc, r.answer), (True, []))
+        r = harness.parse_reply(self.ex(q("tc.synth."), "tcp"))
+        self.assertEqual((r.tc, len(r.answer)), (False, 1))
+        with self.assertRaises(harness.WireError):
+            harness.parse_reply(self.ex(q("gb.synth.")))
+        self.assertIsNone(self.ex(q("wi.synth."), timeout=0.3))
+        with self.assertRaises(EOFError):
+            self.ex(q("cl.synth."), "tcp")
+        r = harness.parse_reply(self.ex(q("fe.synth.", edns=1232)))
+        self.assertEqual((r.rcode, r.opt), (harness.FORMERR, None))
+        d = self.ex(q("big.synth."))
+        self.assertGreater(len(d), 4096)
+        self.assertEqual(len(harness.parse_reply(d).answer), 300)
+        self.assertIsNone(self.ex(q("quiet.synth."), timeout=0.3))
+        self.assertEqual(up.count("quiet.synth."), 1)
+        up.faults["slow.synth."] = ("slow", 0.3)
+        t0 = time.monotonic()
+        self.ex(q("slow.synth."))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.25)
+        self.assertEqual({x.transport for x in up.received("tc.synth.")},
+                         {"udp", "tcp"})
 
 
 if __name__ == "__main__":

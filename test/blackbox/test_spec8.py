@@ -5,8 +5,9 @@ parallel, plus §2-derived forms of the same fixture.
 
 Fixture: fixtures/spec8.json, proxy namespace ns1, domain
 ns1.svc.cluster.local, search ns1.svc.cluster.local svc.cluster.local
-cluster.local.  No upstream: forwarded cases (5, 13, 21, unknown names)
-must not be answered locally (harness.assert_forwarded).
+cluster.local.  Forwarded cases (5, 13, 21, unknown names) must carry the
+fake upstream's answer, relayed unchanged (harness.assert_forwarded);
+test_forward.py covers forwarding itself.
 """
 
 import concurrent.futures
