@@ -401,10 +401,9 @@ admin_route(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "/";
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
-		admin_text(req, 405, "Method Not Allowed", "GET only\n");
-	else if (strcmp(path, "/stats/prometheus") == 0 ||
-	         strcmp(path, "/metrics") == 0)
+	/* Only GET gets here: evhttp answers other methods 501 itself. */
+	if (strcmp(path, "/stats/prometheus") == 0 ||
+	    strcmp(path, "/metrics") == 0)
 		admin_metrics(req, ad);
 	else if (strcmp(path, "/healthz/live") == 0)
 		admin_text(req, 200, "OK", "live\n");

@@ -499,6 +499,10 @@ config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
 		cfg->mode = AGENT_VERSION;
 		return 0;
 	case OPT_ADMIN:
+		if (agent_admin_check_addr(arg) != 0)
+			return config_fail(err, errlen,
+			    "--admin %s: expected IP:PORT, [IPv6]:PORT or off",
+			    arg);
 		cfg->admin = arg;
 		return 0;
 	case OPT_DUMP_TABLE:
