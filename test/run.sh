@@ -46,7 +46,7 @@ build_fuzz() { # libFuzzer needs clang
 }
 
 suite() { # suite DIR: ctest over one build tree
-	ctest --test-dir "$ROOT/$1" --output-on-failure --timeout 600
+	ctest --test-dir "$ROOT/$1" --output-on-failure --timeout 600 -j"$JOBS"
 }
 
 fuzz_all() {
