@@ -357,15 +357,14 @@ nds_nametable_destroy(struct nds_nametable *nt)
 
 /* ---- compiled table: records and the hash index ------------------------ */
 
-/* Whether a1[0..l1) + a2[0..l2) equals b1[0..m1) + b2[0..m2). */
-static bool
-cat_eq(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
+/* Order of a1[0..l1) + a2[0..l2) and b1[0..m1) + b2[0..m2), bytewise. */
+static int
+cat_cmp(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
     size_t m1, const char *b2, size_t m2)
 {
-	if (l1 + l2 != m1 + m2)
-		return false;
-	while (l1 + l2 > 0) {
+	while (l1 + l2 > 0 && m1 + m2 > 0) {
 		size_t n;
+		int c;
 
 		if (l1 == 0) {
 			a1 = a2;
@@ -378,14 +377,23 @@ cat_eq(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
 			m2 = 0;
 		}
 		n = l1 < m1 ? l1 : m1;
-		if (memcmp(a1, b1, n) != 0)
-			return false;
+		if ((c = memcmp(a1, b1, n)) != 0)
+			return c;
 		a1 += n;
 		b1 += n;
 		l1 -= n;
 		m1 -= n;
 	}
-	return true;
+	return (l1 + l2 > 0) - (m1 + m2 > 0);
+}
+
+/* Whether a1[0..l1) + a2[0..l2) equals b1[0..m1) + b2[0..m2). */
+static bool
+cat_eq(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
+    size_t m1, const char *b2, size_t m2)
+{
+	return l1 + l2 == m1 + m2 &&
+	       cat_cmp(a1, l1, a2, l2, b1, m1, b2, m2) == 0;
 }
 
 /* Record of the name p + s (hash = its name hash), or NONE. */
@@ -1066,36 +1074,6 @@ const struct nds_nametable *
 nds_table_source(const struct nds_table *t)
 {
 	return t != NULL ? t->src : NULL;
-}
-
-/* Order of a1[0..l1) + a2[0..l2) and b1[0..m1) + b2[0..m2), bytewise. */
-static int
-cat_cmp(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
-    size_t m1, const char *b2, size_t m2)
-{
-	while (l1 + l2 > 0 && m1 + m2 > 0) {
-		size_t n;
-		int c;
-
-		if (l1 == 0) {
-			a1 = a2;
-			l1 = l2;
-			l2 = 0;
-		}
-		if (m1 == 0) {
-			b1 = b2;
-			m1 = m2;
-			m2 = 0;
-		}
-		n = l1 < m1 ? l1 : m1;
-		if ((c = memcmp(a1, b1, n)) != 0)
-			return c;
-		a1 += n;
-		b1 += n;
-		l1 -= n;
-		m1 -= n;
-	}
-	return (l1 + l2 > 0) - (m1 + m2 > 0);
 }
 
 /* qsort_r() order of record indexes: by whole name. */
