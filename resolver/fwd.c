@@ -108,7 +108,7 @@ struct fwd_query {
 	                   * REFUSED), relayed if nothing better */
 	size_t lastlen;
 	struct timespec start;
-	size_t *order;            /* server order for this query */
+	uint32_t *order;          /* server order for this query */
 	struct fwd_attempt att[]; /* one per attempt */
 };
 
@@ -620,7 +620,7 @@ fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
 	}
 	if (f->nservers == 0 ||
 	    (fq = calloc(1, sizeof(*fq) + f->attempts * sizeof(fq->att[0]) +
-	                        f->nservers * sizeof(size_t))) == NULL) {
+	                        f->nservers * sizeof(uint32_t))) == NULL) {
 		f->stats->fwd_failures++;
 		goto servfail;
 	}
@@ -630,7 +630,7 @@ fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
 		goto servfail;
 	}
 	fq->f = f;
-	fq->order = (size_t *)(void *)&fq->att[f->attempts];
+	fq->order = (uint32_t *)(void *)&fq->att[f->attempts];
 	fq->cb = cb;
 	fq->arg = arg;
 	fq->q = *q;
@@ -641,15 +641,9 @@ fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
 	fq->len = len;
 	fq->out_id = fwd_id_take(f);
 	rsv_put16(fq->msg, fq->out_id);
-	for (i = 0; i < f->nservers; i++) /* Fisher-Yates: random order */
-		fq->order[i] = i;
-	for (i = f->nservers; i > 1; i--) {
-		size_t j = f->rng->fn((uint32_t)i, f->rng->arg), t;
-
-		t = fq->order[i - 1];
-		fq->order[i - 1] = fq->order[j];
-		fq->order[j] = t;
-	}
+	for (i = 0; i < f->nservers; i++)
+		fq->order[i] = (uint32_t)i;
+	rsv_shuffle(fq->order, f->nservers, f->rng); /* random per query */
 	clock_gettime(CLOCK_MONOTONIC, &fq->start);
 	f->stats->fwd_inflight++;
 	fwd_next(fq);
