@@ -107,6 +107,8 @@ void agent_usage(FILE *out);
 void agent_log_setup(enum agent_log_level level, enum agent_log_format fmt);
 void agent_log(enum agent_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Tests only: the clock of the warning/error rate limiter (NULL = real). */
+void agent_log_set_clock(time_t (*now)(void));
 #define log_debug(...) agent_log(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_info(...) agent_log(LOG_LVL_INFO, __VA_ARGS__)
 #define log_warn(...) agent_log(LOG_LVL_WARN, __VA_ARGS__)
