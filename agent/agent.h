@@ -76,6 +76,7 @@ struct agent_config {
 	const char *admin;       /* --admin ADDR or "off"; default
 	                          * AGENT_ADMIN_DEFAULT */
 	int json;                /* --json (--dump-table) */
+	int log_queries;         /* --log-queries */
 	const char *dump_filter; /* --dump-table NAME, or NULL */
 };
 
@@ -107,6 +108,11 @@ void agent_usage(FILE *out);
 void agent_log_setup(enum agent_log_level level, enum agent_log_format fmt);
 void agent_log(enum agent_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A line with fields: JSON fields in --log-format json, key=value in text.
+ * keys and vals have n entries each. */
+void agent_log_fields(enum agent_log_level level, const char *msg,
+    const char *const *keys, const char *const *vals, size_t n);
+
 /* Tests only: the clock of the warning/error rate limiter (NULL = real). */
 void agent_log_set_clock(time_t (*now)(void));
 #define log_debug(...) agent_log(LOG_LVL_DEBUG, __VA_ARGS__)
@@ -170,6 +176,11 @@ size_t agent_listeners_busy(const struct agent_listeners *l);
 
 /* NULL-safe; closes everything at once. */
 void agent_listeners_close(struct agent_listeners *l);
+
+/* The resolver's query-log hook (--log-queries): one info line per reply,
+ * naming the client of the UDP request or TCP connection behind arg. */
+void agent_log_query(const struct rsv_reply_info *info, const uint8_t *reply,
+    size_t len, void *arg);
 
 /* Counters of the listeners (TCP connections open / rejected). */
 struct agent_listen_stats {

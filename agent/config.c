@@ -34,6 +34,7 @@ enum {
 	OPT_ADMIN,
 	OPT_DUMP_TABLE,
 	OPT_JSON,
+	OPT_LOG_QUERIES,
 };
 
 static const struct option config_options[] = {
@@ -56,6 +57,7 @@ static const struct option config_options[] = {
     {"admin", required_argument, NULL, OPT_ADMIN},
     {"dump-table", no_argument, NULL, OPT_DUMP_TABLE},
     {"json", no_argument, NULL, OPT_JSON},
+    {"log-queries", no_argument, NULL, OPT_LOG_QUERIES},
     {NULL, 0, NULL, 0},
 };
 
@@ -99,6 +101,8 @@ agent_usage(FILE *out)
 	    "  --log-level LEVEL      debug, info, warn or error (default "
 	    "info)",
 	    "  --log-format FORMAT    text or json (default text)",
+	    "  --log-queries          one log line per query: client, name,",
+	    "                         type, rcode, source, latency",
 	    "  --admin ADDR           admin HTTP address, IP:PORT or",
 	    "                         [IPv6]:PORT, or off (default",
 	    "                         " AGENT_ADMIN_DEFAULT ")",
@@ -507,6 +511,9 @@ config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
 		return 0;
 	case OPT_DUMP_TABLE:
 		cfg->mode = AGENT_DUMP;
+		return 0;
+	case OPT_LOG_QUERIES:
+		cfg->log_queries = 1;
 		return 0;
 	case OPT_JSON:
 		cfg->json = 1;

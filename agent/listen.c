@@ -15,6 +15,7 @@
  * inflight count) lives until the resolver's callback has run, so a reply
  * that comes later (forwarding) finds its client.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -35,6 +36,7 @@
 #define TCP_FRAME_MAX (2 + 65535) /* length prefix + largest message */
 #define TCP_OUT_MAX (64 * 1024)   /* unread reply bytes before we pause */
 #define ACCEPT_PAUSE_SEC 1        /* back-off when out of descriptors */
+#define LOG_NAME_MAX 1024         /* a query name as dotted text */
 
 struct agent_listeners;
 
@@ -92,6 +94,26 @@ struct agent_listeners {
 	struct agent_listen_stats stats;
 	uint8_t buf[65536]; /* one datagram, used within one callback */
 };
+
+/* "IP:port" / "[IPv6]:port" of a socket address, "-" when unknown. */
+static void
+listen_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else
+		snprintf(buf, len, "-");
+}
 
 /* ---- UDP ---- */
 
@@ -434,6 +456,61 @@ tcp_accept_error(struct evconnlistener *lev, void *arg)
 		return;
 	}
 	log_debug("tcp %s: accept: %s", tl->text, strerror(err));
+}
+
+/* ---- query log (--log-queries) ---- */
+
+void
+agent_log_query(const struct rsv_reply_info *info, const uint8_t *reply,
+    size_t len, void *arg)
+{
+	static const char *const keys[] = {
+	    "client", "proto", "name", "type", "rcode", "source", "latency_ms"};
+	static const char *const sources[] = {"local", "forwarded", "error"};
+	static const char *const rcodes[] = {
+	    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+	char client[INET6_ADDRSTRLEN + 8], name[LOG_NAME_MAX];
+	char type[16], rc[16], lat[32];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	const char *vals[7];
+	uint16_t qtype;
+	int rcode;
+
+	if (info->tr == RSV_UDP) {
+		const struct udp_req *r = arg;
+
+		memcpy(&ss, &r->peer, sizeof(ss));
+	} else {
+		const struct tcp_conn *c = arg;
+
+		if (c->bev == NULL || getpeername(bufferevent_getfd(c->bev),
+		                          (struct sockaddr *)&ss, &sl) != 0)
+			ss.ss_family = AF_UNSPEC;
+	}
+	listen_addr_text(&ss, client, sizeof(client));
+	if (rsv_reply_describe(reply, len, name, sizeof(name), &qtype,
+	        &rcode) != 0)
+		snprintf(name, sizeof(name), "(unparsable)");
+	if (rsv_type_name(qtype) != NULL)
+		snprintf(type, sizeof(type), "%s", rsv_type_name(qtype));
+	else
+		snprintf(type, sizeof(type), "TYPE%u", qtype);
+	if (rcode < 0)
+		snprintf(rc, sizeof(rc), "dropped");
+	else if ((size_t)rcode < sizeof(rcodes) / sizeof(rcodes[0]))
+		snprintf(rc, sizeof(rc), "%s", rcodes[rcode]);
+	else
+		snprintf(rc, sizeof(rc), "RCODE%d", rcode);
+	snprintf(lat, sizeof(lat), "%.3f", info->seconds * 1e3);
+	vals[0] = client;
+	vals[1] = info->tr == RSV_UDP ? "udp" : "tcp";
+	vals[2] = name[0] != '\0' ? name : "-";
+	vals[3] = type;
+	vals[4] = rc;
+	vals[5] = sources[info->source % 3];
+	vals[6] = lat;
+	agent_log_fields(LOG_LVL_INFO, "query", keys, vals, 7);
 }
 
 /* ---- sockets ---- */

@@ -73,7 +73,8 @@ log_json_escape(FILE *f, const char *s)
 	}
 }
 
-static void log_line(enum agent_log_level level, const char *msg);
+static void log_line(enum agent_log_level level, const char *msg,
+    const char *const *keys, const char *const *vals, size_t n);
 
 /* 1 when this warning/error may print; reports what a window suppressed. */
 static int
@@ -101,7 +102,7 @@ log_admit(enum agent_log_level level, const char *fmt)
 			snprintf(note, sizeof(note),
 			    "%lu similar messages suppressed: %s", r->dropped,
 			    fmt);
-			log_line(level, note);
+			log_line(level, note, NULL, NULL, 0);
 		}
 		r->window = now;
 		r->printed = 0;
@@ -127,27 +128,48 @@ agent_log(enum agent_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_line(level, msg);
+	log_line(level, msg, NULL, NULL, 0);
+}
+
+void
+agent_log_fields(enum agent_log_level level, const char *msg,
+    const char *const *keys, const char *const *vals, size_t n)
+{
+	if (level >= log_level)
+		log_line(level, msg, keys, vals, n);
 }
 
 static void
-log_line(enum agent_log_level level, const char *msg)
+log_line(enum agent_log_level level, const char *msg, const char *const *keys,
+    const char *const *vals, size_t n)
 {
 	char ts[32];
 	struct timespec now;
 	struct tm tm;
+	size_t i;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	if (log_format == LOG_FMT_JSON) {
 		fprintf(stderr,
-		    "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\","
-		    "\"msg\":\"",
-		    ts, now.tv_nsec / 1000000, log_names[level]);
+		    "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"", ts,
+		    now.tv_nsec / 1000000, log_names[level]);
 		log_json_escape(stderr, msg);
-		fputs("\"}\n", stderr);
-	} else
-		fprintf(stderr, "%s.%03ldZ %-5s %s\n", ts,
-		    now.tv_nsec / 1000000, log_names[level], msg);
+		fputc('"', stderr);
+		for (i = 0; i < n; i++) {
+			fputs(",\"", stderr);
+			log_json_escape(stderr, keys[i]);
+			fputs("\":\"", stderr);
+			log_json_escape(stderr, vals[i]);
+			fputc('"', stderr);
+		}
+		fputs("}\n", stderr);
+		return;
+	}
+	fprintf(stderr, "%s.%03ldZ %-5s %s", ts, now.tv_nsec / 1000000,
+	    log_names[level], msg);
+	for (i = 0; i < n; i++)
+		fprintf(stderr, " %s=%s", keys[i], vals[i]);
+	fputc('\n', stderr);
 }

@@ -308,6 +308,7 @@ agent_resolver(struct agent_ctx *a)
 	    .attempts = a->cfg.fwd_attempts,
 	    .parallel = a->cfg.fwd_parallel,
 	    .max_forwards = a->cfg.max_forwards,
+	    .log_reply = a->cfg.log_queries ? agent_log_query : NULL,
 	};
 	const char *const *names;
 	const uint64_t *fails;

@@ -77,6 +77,7 @@ struct fwd {
 	unsigned max_forwards;
 	int parallel;
 	int destroying;             /* no new attempts: answer and go */
+	rsv_log_fn log;             /* query log, or NULL */
 	uint64_t ids[FWD_ID_WORDS]; /* outgoing IDs in flight (bitmap) */
 	uint16_t next_id;
 	/* The last UDP datagram read, whole (see fwd_recvfrom()). */
@@ -399,6 +400,7 @@ fwd_create(struct event_base *base, const struct rsv_config *cfg,
 	f->max_forwards =
 	    cfg->max_forwards ? cfg->max_forwards : RSV_MAX_FORWARDS_DEFAULT;
 	f->parallel = cfg->parallel;
+	f->log = cfg->log_reply;
 	if (n > 0 && ((f->names = calloc(n, sizeof(*f->names))) == NULL ||
 	                 (f->name_ptrs = calloc(n, sizeof(char *))) == NULL ||
 	                 (f->failures = calloc(n, sizeof(uint64_t))) == NULL ||
@@ -445,6 +447,14 @@ fwd_query_free(struct fwd_query *fq)
 	free(fq);
 }
 
+static void
+fwd_deliver(struct fwd_query *fq, enum rsv_source src, const uint8_t *reply,
+    size_t len)
+{
+	rsv_deliver(fq->f->log, fq->tr, src, &fq->start, fq->cb, fq->arg, reply,
+	    len);
+}
+
 /* Tells the client, once: reply (already the client's) or SERVFAIL. */
 static void
 fwd_finish(struct fwd_query *fq, const uint8_t *reply, size_t len, int good)
@@ -462,21 +472,21 @@ fwd_finish(struct fwd_query *fq, const uint8_t *reply, size_t len, int good)
 	if (!good)
 		f->stats->fwd_failures++;
 	if (reply == NULL && f->destroying) {
-		fq->cb(NULL, 0, fq->arg);
+		fwd_deliver(fq, RSV_SRC_ERROR, NULL, 0);
 		return;
 	}
 	if (reply != NULL && rsv_msg_truncate(reply, len, fq->limit, out,
 	                         sizeof(out), &olen) == 0) {
 		f->stats->responses[RSV_SRC_FORWARDED]
 		                   [RSV_RCODE(rsv_get16(out + 2))]++;
-		fq->cb(out, olen, fq->arg);
+		fwd_deliver(fq, RSV_SRC_FORWARDED, out, olen);
 		return;
 	}
 	if (rsv_answer_error(&fq->q, RSV_SERVFAIL, 1, out, sizeof(out),
 	        &olen) != 0)
 		olen = 0;
 	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
-	fq->cb(olen > 0 ? out : NULL, olen, fq->arg);
+	fwd_deliver(fq, RSV_SRC_ERROR, olen > 0 ? out : NULL, olen);
 }
 
 /*
@@ -608,7 +618,8 @@ fwd_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 
 void
 fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
-    size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg)
+    size_t len, enum rsv_transport tr, const struct timespec *t0,
+    rsv_reply_fn cb, void *arg)
 {
 	struct fwd_query *fq;
 	size_t i;
@@ -644,7 +655,7 @@ fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
 	for (i = 0; i < f->nservers; i++)
 		fq->order[i] = (uint32_t)i;
 	rsv_shuffle(fq->order, f->nservers, f->rng); /* random per query */
-	clock_gettime(CLOCK_MONOTONIC, &fq->start);
+	fq->start = *t0;
 	f->stats->fwd_inflight++;
 	fwd_next(fq);
 	return;
@@ -655,7 +666,8 @@ servfail : {
 	if (rsv_answer_error(q, RSV_SERVFAIL, 1, out, sizeof(out), &olen) != 0)
 		olen = 0;
 	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
-	cb(olen > 0 ? out : NULL, olen, arg);
+	rsv_deliver(f->log, tr, RSV_SRC_ERROR, t0, cb, arg,
+	    olen > 0 ? out : NULL, olen);
 }
 }
 

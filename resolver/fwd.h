@@ -18,6 +18,7 @@
 
 struct event_base;
 struct fwd;
+struct timespec;
 
 /*
  * cfg->upstreams are copied.  rng and stats are borrowed and must outlive
@@ -37,7 +38,16 @@ void fwd_destroy(struct fwd *f);
  * run before fwd_query() returns (no server, cap reached).
  */
 void fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
-    size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg);
+    size_t len, enum rsv_transport tr, const struct timespec *t0,
+    rsv_reply_fn cb, void *arg);
+
+/*
+ * Hands a reply to the client: the query log first (when log is set, with
+ * the time since t0), then cb.  In resolver.c, shared with fwd.c.
+ */
+void rsv_deliver(rsv_log_fn log, enum rsv_transport tr, enum rsv_source src,
+    const struct timespec *t0, rsv_reply_fn cb, void *arg, const uint8_t *reply,
+    size_t len);
 
 /* Per-upstream names and failure counters (n entries). */
 size_t fwd_upstreams(const struct fwd *f, const char *const **names,

@@ -5,6 +5,7 @@
 #include "resolver/resolver.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -19,6 +20,7 @@ struct rsv {
 	struct rsv_rng rng;       /* D6 random source */
 	struct rsv_stats stats;   /* counters for the admin surface */
 	struct fwd *fwd;          /* the upstreams (SPEC §4) */
+	rsv_log_fn log;           /* query log, or NULL */
 	uint8_t out[RSV_MSG_MAX]; /* reply scratch, used within one call */
 };
 
@@ -46,6 +48,7 @@ rsv_create(struct event_base *base, const struct rsv_config *cfg,
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return -ENOMEM;
 	r->base = base;
+	r->log = cfg->log_reply;
 	r->rng.fn = rsv_default_rand;
 	if (cfg->rand != NULL) {
 		r->rng.fn = cfg->rand;
@@ -67,6 +70,62 @@ rsv_destroy(struct rsv *r)
 		return;
 	fwd_destroy(r->fwd);
 	free(r);
+}
+
+int
+rsv_reply_describe(const uint8_t *reply, size_t len, char *name, size_t namecap,
+    uint16_t *qtype, int *rcode)
+{
+	uint8_t wname[RSV_NAME_MAX];
+	size_t off = RSV_HDR_LEN, wlen, tlen;
+
+	name[0] = '\0';
+	*qtype = 0;
+	*rcode = -1;
+	if (len < RSV_HDR_LEN)
+		return len == 0 ? 0 : -EINVAL;
+	*rcode = RSV_RCODE(rsv_get16(reply + 2));
+	if (rsv_get16(reply + 4) == 0)
+		return 0;
+	if (rsv_name_parse(reply, len, &off, wname, &wlen) != 0 ||
+	    off + 4 > len)
+		return -EINVAL;
+	*qtype = rsv_get16(reply + off);
+	if (rsv_name_to_text(wname, wlen, 0, name, namecap, &tlen) != 0)
+		snprintf(name, namecap, "(unprintable)");
+	return 0;
+}
+
+const char *
+rsv_type_name(uint16_t qtype)
+{
+	switch (qtype) {
+	case RSV_TYPE_A:
+		return "A";
+	case RSV_TYPE_NS:
+		return "NS";
+	case RSV_TYPE_CNAME:
+		return "CNAME";
+	case RSV_TYPE_SOA:
+		return "SOA";
+	case RSV_TYPE_PTR:
+		return "PTR";
+	case RSV_TYPE_MX:
+		return "MX";
+	case RSV_TYPE_TXT:
+		return "TXT";
+	case RSV_TYPE_AAAA:
+		return "AAAA";
+	case RSV_TYPE_SRV:
+		return "SRV";
+	case 64:
+		return "SVCB";
+	case 65:
+		return "HTTPS";
+	case RSV_TYPE_ANY:
+		return "ANY";
+	}
+	return NULL;
 }
 
 size_t
@@ -94,10 +153,28 @@ rsv_count_reply(struct rsv *r, enum rsv_source src, const uint8_t *reply,
 	r->stats.responses[src][rcode]++;
 }
 
+void
+rsv_deliver(rsv_log_fn log, enum rsv_transport tr, enum rsv_source src,
+    const struct timespec *t0, rsv_reply_fn cb, void *arg, const uint8_t *reply,
+    size_t len)
+{
+	if (log != NULL) {
+		struct rsv_reply_info info = {tr, src, 0};
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		info.seconds = (double)(t1.tv_sec - t0->tv_sec) +
+		               (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+		log(&info, reply, len, arg);
+	}
+	cb(reply, len, arg);
+}
+
 /* Replies with an rcode of our own (SERVFAIL, FORMERR, ...). */
 static void
 rsv_reply_error(struct rsv *r, const struct rsv_query *q, int rcode,
-    int with_opt, rsv_reply_fn cb, void *arg)
+    int with_opt, enum rsv_transport tr, const struct timespec *t0,
+    rsv_reply_fn cb, void *arg)
 {
 	size_t len = 0;
 
@@ -108,7 +185,8 @@ rsv_reply_error(struct rsv *r, const struct rsv_query *q, int rcode,
 		r->stats.responses[RSV_SRC_ERROR][rcode < 24 ? rcode : 23]++;
 	else
 		r->stats.dropped++;
-	cb(len > 0 ? r->out : NULL, len, arg);
+	rsv_deliver(r->log, tr, RSV_SRC_ERROR, t0, cb, arg,
+	    len > 0 ? r->out : NULL, len);
 }
 
 /* The local answer latency histogram: lookup and reply building. */
@@ -145,37 +223,38 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 	size_t outlen;
 	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pr = rsv_query_parse(pkt, len, &q);
 	if (pr == RSV_PARSE_DROP) {
 		r->stats.malformed++;
 		r->stats.dropped++;
-		cb(NULL, 0, arg);
+		rsv_deliver(r->log, tr, RSV_SRC_ERROR, &t0, cb, arg, NULL, 0);
 		return 0;
 	}
 	if (pr != RSV_PARSE_OK) {
 		r->stats.malformed++;
-		rsv_reply_error(r, &q, rsv_parse_rcode(pr), 0, cb, arg);
+		rsv_reply_error(r, &q, rsv_parse_rcode(pr), 0, tr, &t0, cb,
+		    arg);
 		return 0;
 	}
 	r->stats.requests++;
 	r->stats.queries[tr][rsv_qtype_class(q.qtype)]++;
 	if (t == NULL) { /* D7: no table yet */
-		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, cb, arg);
+		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, tr, &t0, cb, arg);
 		return 0;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = rsv_answer_local(t, &q, tr, &r->rng, r->out, sizeof(r->out),
 	    &outlen);
 	if (rc == -ENOENT) { /* not ours: the cluster resolver's */
-		fwd_query(r->fwd, &q, pkt, len, tr, cb, arg);
+		fwd_query(r->fwd, &q, pkt, len, tr, &t0, cb, arg);
 		return 0;
 	}
 	if (rc != 0) { /* out of memory for a huge shuffle */
-		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, cb, arg);
+		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, tr, &t0, cb, arg);
 		return 0;
 	}
 	rsv_count_reply(r, RSV_SRC_LOCAL, r->out, outlen);
 	rsv_count_local_time(r, &t0);
-	cb(r->out, outlen, arg);
+	rsv_deliver(r->log, tr, RSV_SRC_LOCAL, &t0, cb, arg, r->out, outlen);
 	return 0;
 }

@@ -37,6 +37,20 @@ struct rsv_upstream {
 	uint16_t port;    /* host order */
 };
 
+/* What the resolver knows of a reply it hands over (query logs). */
+struct rsv_reply_info {
+	enum rsv_transport tr; /* the client's transport */
+	int source;            /* enum rsv_source */
+	double seconds;        /* from rsv_query() to this reply */
+};
+
+/*
+ * Called just before the reply callback, with the same reply bytes (len 0:
+ * nothing is sent) and the same arg.
+ */
+typedef void (*rsv_log_fn)(const struct rsv_reply_info *info,
+    const uint8_t *reply, size_t len, void *arg);
+
 #define RSV_TIMEOUT_MS_DEFAULT 2000   /* per attempt (D4) */
 #define RSV_MAX_FORWARDS_DEFAULT 4096 /* forwards in flight (D10) */
 
@@ -49,6 +63,7 @@ struct rsv_config {
 	unsigned attempts;     /* in total; 0 = 2 x nupstreams */
 	int parallel;          /* ask every server at once */
 	unsigned max_forwards; /* in flight; 0 = RSV_MAX_FORWARDS_DEFAULT */
+	rsv_log_fn log_reply;  /* NULL = no query log */
 };
 
 /* Called exactly once per rsv_query(); see above. */
@@ -108,6 +123,17 @@ int rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
     size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg);
 
 const struct rsv_stats *rsv_stats(const struct rsv *r);
+
+/*
+ * The question and rcode of a reply, for logs: name as dotted text (the
+ * client's case; "" when there is no question), type, rcode (-1 when len
+ * is 0).  0 or -EINVAL.
+ */
+int rsv_reply_describe(const uint8_t *reply, size_t len, char *name,
+    size_t namecap, uint16_t *qtype, int *rcode);
+
+/* "A", "AAAA", "MX", ... or NULL for a type without a short name here. */
+const char *rsv_type_name(uint16_t qtype);
 
 /* The upstreams as text ("10.96.0.10:53") and their failure counts. */
 size_t rsv_upstreams(const struct rsv *r, const char *const **names,
