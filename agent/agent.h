@@ -113,6 +113,10 @@ void agent_log(enum agent_log_level level, const char *fmt, ...)
 void agent_log_fields(enum agent_log_level level, const char *msg,
     const char *const *keys, const char *const *vals, size_t n);
 
+/* --log-queries: whether agent_on_reply() logs every reply. */
+void agent_log_set_queries(int on);
+int agent_log_queries(void);
+
 /* Tests only: the clock of the warning/error rate limiter (NULL = real). */
 void agent_log_set_clock(time_t (*now)(void));
 #define log_debug(...) agent_log(LOG_LVL_DEBUG, __VA_ARGS__)
@@ -177,9 +181,12 @@ size_t agent_listeners_busy(const struct agent_listeners *l);
 /* NULL-safe; closes everything at once. */
 void agent_listeners_close(struct agent_listeners *l);
 
-/* The resolver's query-log hook (--log-queries): one info line per reply,
- * naming the client of the UDP request or TCP connection behind arg. */
-void agent_log_query(const struct rsv_reply_info *info, const uint8_t *reply,
+/*
+ * The resolver's reply hook: with --log-queries one info line per reply,
+ * naming the client of the UDP request or TCP connection behind arg; and
+ * always a (rate-limited) warning for malformed queries and SERVFAILs.
+ */
+void agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
     size_t len, void *arg);
 
 /* Counters of the listeners (TCP connections open / rejected). */

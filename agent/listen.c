@@ -460,22 +460,13 @@ tcp_accept_error(struct evconnlistener *lev, void *arg)
 
 /* ---- query log (--log-queries) ---- */
 
-void
-agent_log_query(const struct rsv_reply_info *info, const uint8_t *reply,
-    size_t len, void *arg)
+/* Who sent the query behind a reply's arg. */
+static void
+listen_client(const struct rsv_reply_info *info, void *arg, char *buf,
+    size_t len)
 {
-	static const char *const keys[] = {
-	    "client", "proto", "name", "type", "rcode", "source", "latency_ms"};
-	static const char *const sources[] = {"local", "forwarded", "error"};
-	static const char *const rcodes[] = {
-	    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
-	char client[INET6_ADDRSTRLEN + 8], name[LOG_NAME_MAX];
-	char type[16], rc[16], lat[32];
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	const char *vals[7];
-	uint16_t qtype;
-	int rcode;
 
 	if (info->tr == RSV_UDP) {
 		const struct udp_req *r = arg;
@@ -488,7 +479,30 @@ agent_log_query(const struct rsv_reply_info *info, const uint8_t *reply,
 		                          (struct sockaddr *)&ss, &sl) != 0)
 			ss.ss_family = AF_UNSPEC;
 	}
-	listen_addr_text(&ss, client, sizeof(client));
+	listen_addr_text(&ss, buf, len);
+}
+
+void
+agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
+    size_t len, void *arg)
+{
+	static const char *const keys[] = {
+	    "client", "proto", "name", "type", "rcode", "source", "latency_ms"};
+	static const char *const sources[] = {"local", "forwarded", "error"};
+	static const char *const rcodes[] = {
+	    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"};
+	char client[INET6_ADDRSTRLEN + 8], name[LOG_NAME_MAX];
+	char type[16], rc[16], lat[32];
+	const char *vals[7];
+	uint16_t qtype;
+	int rcode, warn;
+
+	warn = info->source == RSV_SRC_ERROR &&
+	       (info->malformed ||
+	           (len >= 4 && (reply[3] & 0xf) == 2)); /* SERVFAIL */
+	if (!agent_log_queries() && !warn)
+		return;
+	listen_client(info, arg, client, sizeof(client));
 	if (rsv_reply_describe(reply, len, name, sizeof(name), &qtype,
 	        &rcode) != 0)
 		snprintf(name, sizeof(name), "(unparsable)");
@@ -502,6 +516,15 @@ agent_log_query(const struct rsv_reply_info *info, const uint8_t *reply,
 		snprintf(rc, sizeof(rc), "%s", rcodes[rcode]);
 	else
 		snprintf(rc, sizeof(rc), "RCODE%d", rcode);
+	if (info->malformed)
+		log_warn("rejected query from %s: %s", client, rc);
+	else if (warn)
+		log_warn(
+		    "SERVFAIL for %s %s from %s: no table yet, no upstream "
+		    "answered, or too many forwards in flight",
+		    name[0] != '\0' ? name : "-", type, client);
+	if (!agent_log_queries())
+		return;
 	snprintf(lat, sizeof(lat), "%.3f", info->seconds * 1e3);
 	vals[0] = client;
 	vals[1] = info->tr == RSV_UDP ? "udp" : "tcp";

@@ -17,6 +17,7 @@
 
 static enum agent_log_level log_level = LOG_LVL_INFO;
 static enum agent_log_format log_format = LOG_FMT_TEXT;
+static int log_queries; /* --log-queries */
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
 
@@ -55,6 +56,18 @@ agent_log_setup(enum agent_log_level level, enum agent_log_format fmt)
 {
 	log_level = level;
 	log_format = fmt;
+}
+
+void
+agent_log_set_queries(int on)
+{
+	log_queries = on;
+}
+
+int
+agent_log_queries(void)
+{
+	return log_queries;
 }
 
 /* JSON string body: escape quotes, backslashes and control bytes. */

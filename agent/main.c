@@ -308,7 +308,7 @@ agent_resolver(struct agent_ctx *a)
 	    .attempts = a->cfg.fwd_attempts,
 	    .parallel = a->cfg.fwd_parallel,
 	    .max_forwards = a->cfg.max_forwards,
-	    .log_reply = a->cfg.log_queries ? agent_log_query : NULL,
+	    .log_reply = agent_on_reply,
 	};
 	const char *const *names;
 	const uint64_t *fails;
@@ -403,6 +403,7 @@ main(int argc, char **argv)
 	if (agent.cfg.mode == AGENT_DUMP)
 		return agent_dump(&agent.cfg);
 	agent_log_setup(agent.cfg.log_level, agent.cfg.log_format);
+	agent_log_set_queries(agent.cfg.log_queries);
 	code = agent_run(&agent);
 	agent_cleanup(&agent);
 	return code;

@@ -451,8 +451,8 @@ static void
 fwd_deliver(struct fwd_query *fq, enum rsv_source src, const uint8_t *reply,
     size_t len)
 {
-	rsv_deliver(fq->f->log, fq->tr, src, &fq->start, fq->cb, fq->arg, reply,
-	    len);
+	rsv_deliver(fq->f->log, fq->tr, src, 0, &fq->start, fq->cb, fq->arg,
+	    reply, len);
 }
 
 /* Tells the client, once: reply (already the client's) or SERVFAIL. */
@@ -666,7 +666,7 @@ servfail : {
 	if (rsv_answer_error(q, RSV_SERVFAIL, 1, out, sizeof(out), &olen) != 0)
 		olen = 0;
 	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
-	rsv_deliver(f->log, tr, RSV_SRC_ERROR, t0, cb, arg,
+	rsv_deliver(f->log, tr, RSV_SRC_ERROR, 0, t0, cb, arg,
 	    olen > 0 ? out : NULL, olen);
 }
 }

@@ -46,8 +46,8 @@ void fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
  * the time since t0), then cb.  In resolver.c, shared with fwd.c.
  */
 void rsv_deliver(rsv_log_fn log, enum rsv_transport tr, enum rsv_source src,
-    const struct timespec *t0, rsv_reply_fn cb, void *arg, const uint8_t *reply,
-    size_t len);
+    int malformed, const struct timespec *t0, rsv_reply_fn cb, void *arg,
+    const uint8_t *reply, size_t len);
 
 /* Per-upstream names and failure counters (n entries). */
 size_t fwd_upstreams(const struct fwd *f, const char *const **names,

@@ -155,11 +155,11 @@ rsv_count_reply(struct rsv *r, enum rsv_source src, const uint8_t *reply,
 
 void
 rsv_deliver(rsv_log_fn log, enum rsv_transport tr, enum rsv_source src,
-    const struct timespec *t0, rsv_reply_fn cb, void *arg, const uint8_t *reply,
-    size_t len)
+    int malformed, const struct timespec *t0, rsv_reply_fn cb, void *arg,
+    const uint8_t *reply, size_t len)
 {
 	if (log != NULL) {
-		struct rsv_reply_info info = {tr, src, 0};
+		struct rsv_reply_info info = {tr, src, 0, malformed};
 		struct timespec t1;
 
 		clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -173,19 +173,20 @@ rsv_deliver(rsv_log_fn log, enum rsv_transport tr, enum rsv_source src,
 /* Replies with an rcode of our own (SERVFAIL, FORMERR, ...). */
 static void
 rsv_reply_error(struct rsv *r, const struct rsv_query *q, int rcode,
-    int with_opt, enum rsv_transport tr, const struct timespec *t0,
+    int malformed, enum rsv_transport tr, const struct timespec *t0,
     rsv_reply_fn cb, void *arg)
 {
 	size_t len = 0;
 
-	if (rsv_answer_error(q, rcode, with_opt, r->out, sizeof(r->out),
+	/* Our OPT goes on handler errors, never on pre-handler ones. */
+	if (rsv_answer_error(q, rcode, !malformed, r->out, sizeof(r->out),
 	        &len) != 0)
 		len = 0; /* cannot happen: a question always fits */
 	if (len > 0)
 		r->stats.responses[RSV_SRC_ERROR][rcode < 24 ? rcode : 23]++;
 	else
 		r->stats.dropped++;
-	rsv_deliver(r->log, tr, RSV_SRC_ERROR, t0, cb, arg,
+	rsv_deliver(r->log, tr, RSV_SRC_ERROR, malformed, t0, cb, arg,
 	    len > 0 ? r->out : NULL, len);
 }
 
@@ -228,19 +229,20 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 	if (pr == RSV_PARSE_DROP) {
 		r->stats.malformed++;
 		r->stats.dropped++;
-		rsv_deliver(r->log, tr, RSV_SRC_ERROR, &t0, cb, arg, NULL, 0);
+		rsv_deliver(r->log, tr, RSV_SRC_ERROR, 1, &t0, cb, arg, NULL,
+		    0);
 		return 0;
 	}
 	if (pr != RSV_PARSE_OK) {
 		r->stats.malformed++;
-		rsv_reply_error(r, &q, rsv_parse_rcode(pr), 0, tr, &t0, cb,
+		rsv_reply_error(r, &q, rsv_parse_rcode(pr), 1, tr, &t0, cb,
 		    arg);
 		return 0;
 	}
 	r->stats.requests++;
 	r->stats.queries[tr][rsv_qtype_class(q.qtype)]++;
 	if (t == NULL) { /* D7: no table yet */
-		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, tr, &t0, cb, arg);
+		rsv_reply_error(r, &q, RSV_SERVFAIL, 0, tr, &t0, cb, arg);
 		return 0;
 	}
 	rc = rsv_answer_local(t, &q, tr, &r->rng, r->out, sizeof(r->out),
@@ -250,11 +252,11 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 		return 0;
 	}
 	if (rc != 0) { /* out of memory for a huge shuffle */
-		rsv_reply_error(r, &q, RSV_SERVFAIL, 1, tr, &t0, cb, arg);
+		rsv_reply_error(r, &q, RSV_SERVFAIL, 0, tr, &t0, cb, arg);
 		return 0;
 	}
 	rsv_count_reply(r, RSV_SRC_LOCAL, r->out, outlen);
 	rsv_count_local_time(r, &t0);
-	rsv_deliver(r->log, tr, RSV_SRC_LOCAL, &t0, cb, arg, r->out, outlen);
+	rsv_deliver(r->log, tr, RSV_SRC_LOCAL, 0, &t0, cb, arg, r->out, outlen);
 	return 0;
 }

@@ -42,6 +42,7 @@ struct rsv_reply_info {
 	enum rsv_transport tr; /* the client's transport */
 	int source;            /* enum rsv_source */
 	double seconds;        /* from rsv_query() to this reply */
+	int malformed;         /* the query failed the pre-handler rules */
 };
 
 /*

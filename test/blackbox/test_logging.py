@@ -15,8 +15,8 @@ def query_lines(proxy, n, timeout=5.0):
     """The first n 'query' lines of the proxy's stderr (waits for them)."""
     deadline = time.monotonic() + timeout * harness.SLOW
     while True:
-        lines = [l for l in proxy.stderr().splitlines() if " query " in l or
-                 '"msg":"query"' in l]
+        lines = [l for l in proxy.stderr().splitlines()
+                 if " query client=" in l or '"msg":"query"' in l]
         if len(lines) >= n or time.monotonic() > deadline:
             return lines
 
@@ -68,6 +68,33 @@ class LogQueries(unittest.TestCase):
         p.ask("productpage.", "A")
         time.sleep(0.2)
         self.assertEqual(query_lines(p, 1, timeout=0.1), [])
+
+
+
+class Warnings(unittest.TestCase):
+    def test_a_flood_of_rejected_queries_is_rate_limited(self):
+        p = harness.Proxy(table=TABLE)
+        p.start()
+        self.addCleanup(p.close)
+        wires = [harness.header(1000 + i, qd=0) for i in range(50)]
+        for w in wires:  # FORMERR, one by one so none is lost
+            harness.udp_exchange(p.addr4, w, timeout=2)
+        p.assert_alive()
+        # (The harness's readiness probe, a STATUS query, is rejected
+        # with NOTIMP and takes one of the ten lines.)
+        lines = [l for l in p.stderr().splitlines()
+                 if "rejected query from 127.0.0.1:" in l]
+        self.assertEqual(len(lines), 10, lines)
+        self.assertIn("FORMERR", lines[-1])
+
+    def test_servfail_is_explained(self):
+        p = harness.Proxy(table=None)  # no table: SERVFAIL (D7)
+        p.start()
+        self.addCleanup(p.close)
+        p.ask("www.google.com.", "A")
+        self.assertTrue(any("SERVFAIL for www.google.com. A from 127.0.0.1:"
+                            in l for l in p.stderr().splitlines()),
+                        p.stderr())
 
 
 if __name__ == "__main__":
