@@ -19,6 +19,7 @@
 #include "test/unit/tmpfile.h"
 
 #include "nds/nds.h"
+#include "test/unit/nds_expect.h"
 
 static int
 parse(const char *doc, struct nds_nametable **nt, char *err, size_t errlen)
@@ -43,32 +44,6 @@ table_of(const char *doc)
 		fail_msg("parse: %s", err);
 	assert_int_equal(nds_table_build(nt, &o, &t, err, sizeof(err)), 0);
 	return t;
-}
-
-/* "v4,v4 v6" of a lookup, or "ENOENT". */
-static void
-expect_ips(const struct nds_table *t, const char *q, const char *want)
-{
-	struct nds_answer a;
-	char got[512] = "", ip[INET6_ADDRSTRLEN];
-	size_t o = 0;
-	uint32_t i;
-
-	if (nds_table_lookup(t, q, strlen(q), &a) != 0) {
-		snprintf(got, sizeof(got), "ENOENT");
-	} else {
-		for (i = 0; i < a.n4; i++)
-			o += snprintf(got + o, sizeof(got) - o, "%s%s",
-			    i ? "," : "",
-			    inet_ntop(AF_INET, a.v4 + 4 * i, ip, sizeof(ip)));
-		o += snprintf(got + o, sizeof(got) - o, " ");
-		for (i = 0; i < a.n6; i++)
-			o += snprintf(got + o, sizeof(got) - o, "%s%s",
-			    i ? "," : "",
-			    inet_ntop(AF_INET6, a.v6 + 16 * i, ip, sizeof(ip)));
-	}
-	if (strcmp(got, want) != 0)
-		fail_msg("%s: got \"%s\", want \"%s\"", q, got, want);
 }
 
 /* ---- good documents ---------------------------------------------------- */

@@ -18,33 +18,7 @@
  * table.c itself, with its allocator counted, so that every allocation
  * of a build can be made to fail (the library's copy is not linked).
  */
-static long alloc_fail_at = -1; /* allocations left before one fails */
-
-static int
-alloc_fails(void)
-{
-	if (alloc_fail_at < 0)
-		return 0;
-	return alloc_fail_at-- == 0;
-}
-
-static void *
-counted_malloc(size_t n)
-{
-	return alloc_fails() ? NULL : malloc(n);
-}
-
-static void *
-counted_calloc(size_t n, size_t size)
-{
-	return alloc_fails() ? NULL : calloc(n, size);
-}
-
-static void *
-counted_realloc(void *p, size_t n)
-{
-	return alloc_fails() ? NULL : realloc(p, n);
-}
+#include "test/unit/allocfail.h"
 
 #define malloc counted_malloc
 #define calloc counted_calloc

@@ -18,27 +18,7 @@
 
 /* tablejson.c itself, with its allocator counted (the library's copy is
  * not linked), so that each of its allocations can be made to fail. */
-static long alloc_fail_at = -1; /* allocations left before one fails */
-
-static int
-alloc_fails(void)
-{
-	if (alloc_fail_at < 0)
-		return 0;
-	return alloc_fail_at-- == 0;
-}
-
-static void *
-counted_calloc(size_t n, size_t size)
-{
-	return alloc_fails() ? NULL : calloc(n, size);
-}
-
-static void *
-counted_realloc(void *p, size_t n)
-{
-	return alloc_fails() ? NULL : realloc(p, n);
-}
+#include "test/unit/allocfail.h"
 
 #define calloc counted_calloc
 #define realloc counted_realloc
