@@ -428,49 +428,30 @@ admin_route(struct evhttp_request *req, void *arg)
 
 /* ---- setup ---- */
 
-/* "IP:PORT" / "[IPv6]:PORT" into host and port (host as evhttp takes it). */
-static int
-admin_split(const char *addr, char *host, size_t hlen, uint16_t *port)
-{
-	const char *colon = strrchr(addr, ':');
-	const char *h = addr, *hend = colon;
-	unsigned long p;
-	char *end;
-	uint8_t a[16];
-
-	if (colon == NULL)
-		return -EINVAL;
-	if (*h == '[') {
-		h++;
-		if (hend == h || hend[-1] != ']')
-			return -EINVAL;
-		hend--;
-	}
-	if ((size_t)(hend - h) >= hlen || hend == h)
-		return -EINVAL;
-	memcpy(host, h, (size_t)(hend - h));
-	host[hend - h] = '\0';
-	if (inet_pton(AF_INET, host, a) != 1 &&
-	    inet_pton(AF_INET6, host, a) != 1)
-		return -EINVAL;
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || colon[1] < '0' || colon[1] > '9' ||
-	    p == 0 || p > 65535)
-		return -EINVAL;
-	*port = (uint16_t)p;
-	return 0;
-}
-
 int
 agent_admin_check_addr(const char *addr)
 {
-	char host[64];
-	uint16_t port;
+	struct agent_addr a;
 
-	if (strcmp(addr, "off") == 0)
-		return 0;
-	return admin_split(addr, host, sizeof(host), &port);
+	return strcmp(addr, "off") == 0 ? 0 : agent_parse_addr(addr, &a);
+}
+
+/* The IP literal and port evhttp binds for a parsed address. */
+static void
+admin_host_port(const struct agent_addr *a, char *host, size_t hlen,
+    uint16_t *port)
+{
+	if (a->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&a->ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, (socklen_t)hlen);
+		*port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const void *)&a->ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, (socklen_t)hlen);
+		*port = ntohs(s4->sin_port);
+	}
 }
 
 int
@@ -480,16 +461,18 @@ agent_admin_open(struct event_base *base, const char *addr,
 {
 	struct timeval sweep = {1, 0};
 	struct agent_admin *ad;
-	char host[64];
+	struct agent_addr a;
+	char host[INET6_ADDRSTRLEN];
 	uint16_t port;
 
 	*out = NULL;
 	if (addr == NULL || strcmp(addr, "off") == 0)
 		return 0;
-	if (admin_split(addr, host, sizeof(host), &port) != 0) {
+	if (agent_parse_addr(addr, &a) != 0) {
 		snprintf(err, errlen, "--admin %s: expected IP:PORT", addr);
 		return -EINVAL;
 	}
+	admin_host_port(&a, host, sizeof(host), &port);
 	if ((ad = calloc(1, sizeof(*ad))) == NULL ||
 	    (ad->http = evhttp_new(base)) == NULL) {
 		free(ad);

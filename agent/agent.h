@@ -90,6 +90,12 @@ typedef const char *(*agent_getenv_fn)(const char *name);
 int agent_config_parse(int argc, char **argv, agent_getenv_fn env,
     struct agent_config *cfg, char *err, size_t errlen);
 
+/*
+ * "IP:PORT", "[IPv6]:PORT" or "localhost:PORT" (127.0.0.1) into a socket
+ * address.  0 or -EINVAL.
+ */
+int agent_parse_addr(const char *text, struct agent_addr *a);
+
 /* Parses one listen address ("IP:PORT", "[IPv6]:PORT", "localhost:PORT")
  * and appends it (two entries for localhost) to cfg.  0 or -EINVAL. */
 int agent_config_add_listen(struct agent_config *cfg, const char *text,

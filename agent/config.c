@@ -272,18 +272,13 @@ config_port(const char *s, uint16_t *port)
 	return 0;
 }
 
+/* a = host (an IP literal of family) and port. 0 or -EINVAL. */
 static int
-config_push(struct agent_config *cfg, int family, const char *host,
-    uint16_t port, int optional)
+config_fill(struct agent_addr *a, int family, const char *host, uint16_t port)
 {
-	struct agent_addr *a;
 	int n;
 
-	if (cfg->nlisten >= AGENT_LISTEN_MAX)
-		return -E2BIG;
-	a = &cfg->listen[cfg->nlisten];
 	memset(a, 0, sizeof(*a));
-	a->optional = optional;
 	if (family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
 
@@ -303,62 +298,86 @@ config_push(struct agent_config *cfg, int family, const char *host,
 		a->len = sizeof(*sin6);
 		n = snprintf(a->text, sizeof(a->text), "[%s]:%u", host, port);
 	}
-	if (n < 0 || (size_t)n >= sizeof(a->text))
+	return (n < 0 || (size_t)n >= sizeof(a->text)) ? -EINVAL : 0;
+}
+
+static int
+config_push(struct agent_config *cfg, int family, const char *host,
+    uint16_t port, int optional)
+{
+	struct agent_addr *a;
+
+	if (cfg->nlisten >= AGENT_LISTEN_MAX)
+		return -E2BIG;
+	a = &cfg->listen[cfg->nlisten];
+	if (config_fill(a, family, host, port) != 0)
 		return -EINVAL;
+	a->optional = optional;
 	cfg->nlisten++;
 	return 0;
+}
+
+int
+agent_parse_addr(const char *text, struct agent_addr *a)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	uint16_t port;
+	size_t hlen;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -EINVAL;
+		hlen = (size_t)(close - text - 1);
+		if (hlen == 0 || hlen >= sizeof(host) ||
+		    config_port(close + 2, &port) != 0)
+			return -EINVAL;
+		memcpy(host, text + 1, hlen);
+		host[hlen] = '\0';
+		return config_fill(a, AF_INET6, host, port);
+	}
+	if ((colon = strrchr(text, ':')) == NULL ||
+	    memchr(text, ':', (size_t)(colon - text)) != NULL)
+		return -EINVAL;
+	hlen = (size_t)(colon - text);
+	if (hlen == 0 || hlen >= sizeof(host) ||
+	    config_port(colon + 1, &port) != 0)
+		return -EINVAL;
+	memcpy(host, text, hlen);
+	host[hlen] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	return config_fill(a, AF_INET, host, port);
 }
 
 int
 agent_config_add_listen(struct agent_config *cfg, const char *text, char *err,
     size_t errlen)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon;
-	uint16_t port;
-	size_t hlen;
+	struct agent_addr *a;
 	int rc;
 
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-
-		if (close == NULL || close[1] != ':')
-			goto bad;
-		hlen = (size_t)(close - text - 1);
-		if (hlen == 0 || hlen >= sizeof(host))
-			goto bad;
-		memcpy(host, text + 1, hlen);
-		host[hlen] = '\0';
-		if (config_port(close + 2, &port) != 0)
-			goto bad;
-		rc = config_push(cfg, AF_INET6, host, port, 0);
-	} else {
-		if ((colon = strrchr(text, ':')) == NULL ||
-		    memchr(text, ':', (size_t)(colon - text)) != NULL)
-			goto bad;
-		hlen = (size_t)(colon - text);
-		if (hlen == 0 || hlen >= sizeof(host) ||
-		    config_port(colon + 1, &port) != 0)
-			goto bad;
-		memcpy(host, text, hlen);
-		host[hlen] = '\0';
-		if (strcmp(host, "localhost") == 0) {
-			if ((rc = config_push(cfg, AF_INET, "127.0.0.1", port,
-			         0)) == 0)
-				rc = config_push(cfg, AF_INET6, "::1", port, 1);
-		} else
-			rc = config_push(cfg, AF_INET, host, port, 0);
-	}
-	if (rc == -E2BIG)
+	if (cfg->nlisten >= AGENT_LISTEN_MAX)
 		return config_fail(err, errlen,
 		    "--listen %s: too many listen addresses (max %d)", text,
 		    AGENT_LISTEN_MAX);
-	if (rc == 0)
-		return 0;
-bad:
-	return config_fail(err, errlen,
-	    "--listen %s: expected IP:PORT, [IPv6]:PORT or localhost:PORT",
-	    text);
+	a = &cfg->listen[cfg->nlisten];
+	if (agent_parse_addr(text, a) != 0)
+		return config_fail(err, errlen,
+		    "--listen %s: expected IP:PORT, [IPv6]:PORT or "
+		    "localhost:PORT",
+		    text);
+	cfg->nlisten++;
+	/* localhost:P is both families; the IPv6 half is optional. */
+	if (strncmp(text, "localhost:", 10) == 0 &&
+	    (rc = config_push(cfg, AF_INET6, "::1",
+	         ntohs(((struct sockaddr_in *)&a->ss)->sin_port), 1)) != 0)
+		return config_fail(err, errlen,
+		    "--listen %s: too many listen addresses (max %d)", text,
+		    AGENT_LISTEN_MAX);
+	return 0;
 }
 
 /* DNS_PROXY_ADDR: a comma-separated list of listen addresses. */

@@ -86,20 +86,13 @@ dump_wait(int fd, short ev, int64_t deadline)
 static int
 dump_addr(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct agent_config *tmp;
-	char err[128];
-	int rc = -EINVAL;
+	struct agent_addr a;
 
-	/* The --listen parser takes the same forms. */
-	if ((tmp = calloc(1, sizeof(*tmp))) == NULL)
-		return -ENOMEM;
-	if (agent_config_add_listen(tmp, text, err, sizeof(err)) == 0) {
-		*ss = tmp->listen[0].ss;
-		*len = tmp->listen[0].len;
-		rc = 0;
-	}
-	free(tmp);
-	return rc;
+	if (agent_parse_addr(text, &a) != 0)
+		return -EINVAL;
+	*ss = a.ss;
+	*len = a.len;
+	return 0;
 }
 
 /* A non-blocking connect finished by the deadline: fd, or -errno. */
