@@ -39,6 +39,8 @@
 #define FWD_ID_WORDS (65536 / 64)
 /* Where c-ares 1.18.1 cuts UDP replies (see fwd_recvfrom()). */
 #define FWD_UDP_CUT 512
+/* A cut UDP reply relayed as header + question + TC=1. */
+#define FWD_CUT_MAX (RSV_HDR_LEN + RSV_NAME_MAX + 4)
 
 const double rsv_fwd_bucket_bounds[RSV_FWD_BUCKETS] = {
     0.001, 0.005, 0.01, 0.1, 1, 5};
@@ -79,7 +81,6 @@ struct fwd {
 	int destroying;             /* no new attempts: answer and go */
 	rsv_log_fn log;             /* query log, or NULL */
 	uint64_t ids[FWD_ID_WORDS]; /* outgoing IDs in flight (bitmap) */
-	uint16_t next_id;
 	/* The last UDP datagram read, whole (see fwd_recvfrom()). */
 	const struct fwd_chan *dgram_chan;
 	size_t dgram_len;
@@ -498,7 +499,6 @@ static int
 fwd_judge(struct fwd_query *fq, int udp, uint8_t *abuf, size_t alen,
     uint8_t *cut, size_t *cutlen)
 {
-	uint8_t scratch[RSV_HDR_LEN + RSV_NAME_MAX + 4];
 	unsigned rc;
 
 	if (alen < RSV_HDR_LEN)
@@ -513,14 +513,13 @@ fwd_judge(struct fwd_query *fq, int udp, uint8_t *abuf, size_t alen,
 		 * client gets TC=1 and retries over TCP. */
 		if (!udp || alen != FWD_UDP_CUT)
 			return -1; /* garbage: fail over */
-		rsv_writer_init(&w, scratch, sizeof(scratch), sizeof(scratch));
+		rsv_writer_init(&w, cut, FWD_CUT_MAX, FWD_CUT_MAX);
 		if (rsv_writer_question(&w, fq->q.qname, fq->q.qname_len,
 		        fq->q.qtype, fq->q.qclass) != 0)
 			return -1;
 		h.id = fq->q.hdr.id;
 		h.flags = rsv_get16(abuf + 2) | RSV_F_TC;
 		*cutlen = rsv_writer_finish(&w, &h);
-		memcpy(cut, scratch, *cutlen);
 		return 1;
 	}
 	*cutlen = 0;
@@ -576,7 +575,7 @@ fwd_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 	struct fwd_attempt *at = arg;
 	struct fwd_query *fq = at->fq;
 	struct fwd *f = fq->f;
-	uint8_t cut[RSV_HDR_LEN + RSV_NAME_MAX + 4];
+	uint8_t cut[FWD_CUT_MAX];
 	size_t cutlen = 0;
 	int verdict = -1;
 
