@@ -4,7 +4,7 @@ reference protobuf library (SPEC §1), for test_pb.c and the fuzz corpus.
 
     /usr/bin/python3 test/unit/gen_pb_golden.py [--big N OUT]
 
-compiles test/proto/nds.proto with protoc into a temporary directory and
+compiles nds/proto/istio/networking/nds/v1/nds.proto with protoc into a temporary directory and
 writes:
   spec8_nametable.pb   the SPEC §8 fixture table, deterministic
                        serialization (map keys sorted), so nds_pb_build()
@@ -24,7 +24,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-PROTO_DIR = os.path.join(ROOT, "test", "proto")
+PROTO_DIR = os.path.join(ROOT, "nds", "proto")
 GOLDEN = os.path.join(HERE, "golden")
 
 # SPEC §8 "Fixture" (same as test/blackbox/fixtures/spec8.json).
@@ -53,9 +53,10 @@ SPEC8 = {
 
 def load_module(tmp):
     subprocess.run(["protoc", "-I", PROTO_DIR, "--python_out", tmp,
-                    os.path.join(PROTO_DIR, "nds.proto")], check=True)
+                    os.path.join(PROTO_DIR, "istio/networking/nds/v1/nds.proto")],
+                   check=True)
     sys.path.insert(0, tmp)
-    return importlib.import_module("nds_pb2")
+    return importlib.import_module("istio.networking.nds.v1.nds_pb2")
 
 
 def fill(nt, table):
