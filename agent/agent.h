@@ -27,6 +27,9 @@ struct rsv;
 #define AGENT_ATTEMPTS_MAX 100
 #define AGENT_DNS_PORT 15053
 #define AGENT_ADMIN_DEFAULT "127.0.0.1:15020"
+#define AGENT_XDS_ROOT_CERT "./var/run/secrets/istio/root-cert.pem"
+#define AGENT_XDS_TOKEN "./var/run/secrets/tokens/istio-token"
+#define AGENT_XDS_LOCAL_SNI "istiod.istio-system.svc"
 
 /* TCP limits (D10). */
 #define AGENT_TCP_MAX_CONNS 1024
@@ -73,12 +76,48 @@ struct agent_config {
 	uint32_t max_forwards;   /* --max-forwards, default 4096 */
 	enum agent_log_level log_level;
 	enum agent_log_format log_format;
-	const char *admin;       /* --admin ADDR or "off"; default
-	                          * AGENT_ADMIN_DEFAULT */
-	int json;                /* --json (--dump-table) */
-	int log_queries;         /* --log-queries */
-	const char *dump_filter; /* --dump-table NAME, or NULL */
+	const char *admin;         /* --admin ADDR or "off"; default
+	                            * AGENT_ADMIN_DEFAULT */
+	int json;                  /* --json (--dump-table) */
+	int log_queries;           /* --log-queries */
+	const char *dump_filter;   /* --dump-table NAME, or NULL */
+	const char *xds;           /* --xds HOST:PORT, or NULL */
+	int xds_plaintext;         /* --xds-plaintext */
+	const char *xds_root_cert; /* --xds-root-cert */
+	const char *xds_token;     /* --xds-token */
+	const char *xds_sni;       /* --xds-sni, or NULL */
+	const char *node_id;       /* --node-id, or NULL for the default */
+	const char *cluster_id;    /* --cluster-id / CLUSTER_ID / Kubernetes */
+	const char *snapshot_path; /* --snapshot, or NULL */
+	int forward_before_sync;   /* --forward-before-sync */
 };
+
+#define AGENT_META_MAX 128 /* node metadata keys */
+#define AGENT_HDR_MAX 16   /* XDS_HEADER_* headers */
+
+/* What the xDS client gets from the environment (SPEC §5). */
+struct agent_xds_env {
+	const char *meta_keys[AGENT_META_MAX]; /* node metadata */
+	const char *meta_vals[AGENT_META_MAX];
+	size_t nmeta;
+	const char *hdr_names[AGENT_HDR_MAX]; /* lower-case */
+	const char *hdr_vals[AGENT_HDR_MAX];
+	size_t nhdrs;
+	char node_id[1024]; /* --node-id or the sidecar~ default */
+	char buf[16384];    /* the keys and names, copied out of envp */
+	size_t used;        /* bytes of buf used */
+};
+
+/*
+ * Node id, metadata and extra headers for xDS from cfg and envp (NAME=VALUE
+ * strings, as environ): every ISTIO_META_<K> becomes metadata K; then
+ * DNS_CAPTURE ("true"), NAMESPACE, CLUSTER_ID and INSTANCE_IPS are added
+ * unless an ISTIO_META_ variable set them (CLUSTER_ID always follows
+ * cfg->cluster_id); XDS_HEADER_<N>=V becomes header n: V.  Values point
+ * into envp.  0, or -E2BIG with err naming what did not fit.
+ */
+int agent_xds_env_build(const struct agent_config *cfg, char *const *envp,
+    struct agent_xds_env *out, char *err, size_t errlen);
 
 typedef const char *(*agent_getenv_fn)(const char *name);
 

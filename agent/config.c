@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "nds/nds.h"
 
 enum {
 	OPT_LISTEN = 256,
@@ -35,6 +36,15 @@ enum {
 	OPT_DUMP_TABLE,
 	OPT_JSON,
 	OPT_LOG_QUERIES,
+	OPT_XDS,
+	OPT_XDS_PLAINTEXT,
+	OPT_XDS_ROOT_CERT,
+	OPT_XDS_TOKEN,
+	OPT_XDS_SNI,
+	OPT_NODE_ID,
+	OPT_CLUSTER_ID,
+	OPT_SNAPSHOT,
+	OPT_FWD_BEFORE_SYNC,
 };
 
 static const struct option config_options[] = {
@@ -58,6 +68,15 @@ static const struct option config_options[] = {
     {"dump-table", no_argument, NULL, OPT_DUMP_TABLE},
     {"json", no_argument, NULL, OPT_JSON},
     {"log-queries", no_argument, NULL, OPT_LOG_QUERIES},
+    {"xds", required_argument, NULL, OPT_XDS},
+    {"xds-plaintext", no_argument, NULL, OPT_XDS_PLAINTEXT},
+    {"xds-root-cert", required_argument, NULL, OPT_XDS_ROOT_CERT},
+    {"xds-token", required_argument, NULL, OPT_XDS_TOKEN},
+    {"xds-sni", required_argument, NULL, OPT_XDS_SNI},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
+    {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
+    {"forward-before-sync", no_argument, NULL, OPT_FWD_BEFORE_SYNC},
     {NULL, 0, NULL, 0},
 };
 
@@ -78,6 +97,28 @@ agent_usage(FILE *out)
 	    "  --table FILE           NameTable, proto3 JSON or protobuf;",
 	    "                         re-read on SIGHUP (a bad file is logged",
 	    "                         and the old table kept)",
+	    "  --xds HOST:PORT        receive the table from istiod over ADS",
+	    "                         (SPEC 5); TLS unless --xds-plaintext",
+	    "  --xds-plaintext        h2c with prior knowledge (port 15010",
+	    "                         style), no token",
+	    "  --xds-root-cert FILE   CA for istiod's certificate, or SYSTEM",
+	    "                         (default " AGENT_XDS_ROOT_CERT ")",
+	    "  --xds-token FILE       Bearer token, re-read per connection",
+	    "                         (default " AGENT_XDS_TOKEN ";",
+	    "                         no header when absent or empty)",
+	    "  --xds-sni NAME         TLS server name (default: the --xds",
+	    "                         host; " AGENT_XDS_LOCAL_SNI,
+	    "                         for localhost; none for an IP, whose",
+	    "                         IP SAN is checked)",
+	    "  --node-id ID           xDS node id (default "
+	    "sidecar~$INSTANCE_IP",
+	    "                         ~$POD_NAME.NS~NS.svc.cluster.local)",
+	    "  --cluster-id ID        ClusterID header and metadata (env",
+	    "                         CLUSTER_ID; default Kubernetes)",
+	    "  --snapshot FILE        keep the last accepted table there and",
+	    "                         serve it at start (protobuf)",
+	    "  --forward-before-sync  until a table is loaded, forward every",
+	    "                         query instead of answering SERVFAIL",
 	    "  --namespace NS         the pod's namespace (env POD_NAMESPACE);",
 	    "                         unset: FQDNs only, no short names",
 	    "  --domain D             proxy domain (default",
@@ -114,7 +155,10 @@ agent_usage(FILE *out)
 	    "  --help                 this text",
 	    "  --version              print the version",
 	    "",
-	    "Until a table is loaded every query gets SERVFAIL.",
+	    "Until a table is loaded every query gets SERVFAIL (see",
+	    "--forward-before-sync).  xDS node metadata: every ISTIO_META_K",
+	    "variable as K, plus DNS_CAPTURE, NAMESPACE, CLUSTER_ID and",
+	    "INSTANCE_IPS; XDS_HEADER_N=V adds the request header N.",
 	    "SIGHUP reloads --table; SIGTERM/SIGINT stop (exit 0).",
 	    "Exit codes: 0 ok, 1 runtime or file error, 2 usage error.",
 	};
@@ -435,6 +479,8 @@ config_defaults(struct agent_config *cfg)
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->log_format = LOG_FMT_TEXT;
 	cfg->admin = AGENT_ADMIN_DEFAULT;
+	cfg->xds_root_cert = AGENT_XDS_ROOT_CERT;
+	cfg->xds_token = AGENT_XDS_TOKEN;
 }
 
 /* One flag; listen addresses are collected by the caller. */
@@ -537,6 +583,41 @@ config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
 	case OPT_JSON:
 		cfg->json = 1;
 		return 0;
+	case OPT_XDS:
+		if (nds_xds_addr_parse(arg, NULL, 0, NULL) != 0)
+			return config_fail(err, errlen,
+			    "--xds %s: expected HOST:PORT, IPv4:PORT or "
+			    "[IPv6]:PORT",
+			    arg);
+		cfg->xds = arg;
+		return 0;
+	case OPT_XDS_PLAINTEXT:
+		cfg->xds_plaintext = 1;
+		return 0;
+	case OPT_XDS_ROOT_CERT:
+		cfg->xds_root_cert = arg;
+		return 0;
+	case OPT_XDS_TOKEN:
+		cfg->xds_token = arg;
+		return 0;
+	case OPT_XDS_SNI:
+		cfg->xds_sni = arg;
+		return 0;
+	case OPT_NODE_ID:
+		cfg->node_id = arg;
+		return 0;
+	case OPT_CLUSTER_ID:
+		if (*arg == '\0')
+			return config_fail(err, errlen,
+			    "--cluster-id: must not be empty");
+		cfg->cluster_id = arg;
+		return 0;
+	case OPT_SNAPSHOT:
+		cfg->snapshot_path = arg;
+		return 0;
+	case OPT_FWD_BEFORE_SYNC:
+		cfg->forward_before_sync = 1;
+		return 0;
 	}
 	return config_fail(err, errlen, "internal: unhandled option %d", opt);
 }
@@ -572,6 +653,11 @@ config_finish(struct agent_config *cfg, int listen_flag, agent_getenv_fn env,
 		    "DNS_FORWARD_PARALLEL=%s: expected true or false", v);
 	if (cfg->ns == NULL && (v = env("POD_NAMESPACE")) != NULL)
 		cfg->ns = v;
+	if (cfg->cluster_id == NULL && (v = env("CLUSTER_ID")) != NULL &&
+	    *v != '\0')
+		cfg->cluster_id = v;
+	if (cfg->cluster_id == NULL)
+		cfg->cluster_id = "Kubernetes";
 	if (cfg->ns != NULL && *cfg->ns == '\0')
 		cfg->ns = NULL;
 	if (cfg->domain == NULL && cfg->ns != NULL) {
@@ -620,4 +706,127 @@ agent_config_parse(int argc, char **argv, agent_getenv_fn env,
 		return config_fail(err, errlen,
 		    "--json goes with --dump-table (see --help)");
 	return config_finish(cfg, listen_flag, env, err, errlen);
+}
+
+/* The value of NAME in envp, or NULL. */
+static const char *
+env_lookup(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (; envp != NULL && *envp != NULL; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* Copies len bytes of s into out->buf, lower-cased if asked. */
+static const char *
+env_keep(struct agent_xds_env *out, const char *s, size_t len, int lower)
+{
+	char *d;
+
+	if (len + 1 > sizeof(out->buf) - out->used)
+		return NULL;
+	d = out->buf + out->used;
+	for (size_t i = 0; i < len; i++)
+		d[i] = lower && s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] + 32)
+		                                           : s[i];
+	d[len] = '\0';
+	out->used += len + 1;
+	return d;
+}
+
+/* Index of metadata key k, or -1. */
+static int
+env_meta_find(const struct agent_xds_env *out, const char *k)
+{
+	for (size_t i = 0; i < out->nmeta; i++)
+		if (strcmp(out->meta_keys[i], k) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+env_meta_set(struct agent_xds_env *out, const char *k, const char *v,
+    int replace)
+{
+	int i = env_meta_find(out, k);
+
+	if (i >= 0) {
+		if (replace)
+			out->meta_vals[i] = v;
+		return 0;
+	}
+	if (out->nmeta == AGENT_META_MAX)
+		return -E2BIG;
+	out->meta_keys[out->nmeta] = k;
+	out->meta_vals[out->nmeta++] = v;
+	return 0;
+}
+
+int
+agent_xds_env_build(const struct agent_config *cfg, char *const *envp,
+    struct agent_xds_env *out, char *err, size_t errlen)
+{
+	static const char meta[] = "ISTIO_META_", hdr[] = "XDS_HEADER_";
+	const char *ns = cfg->ns ? cfg->ns : "", *v, *eq, *k;
+	char *const *e;
+	int n;
+
+	memset(out, 0, sizeof(*out));
+	for (e = envp; e != NULL && *e != NULL; e++) {
+		int is_meta = strncmp(*e, meta, sizeof(meta) - 1) == 0;
+		int is_hdr = strncmp(*e, hdr, sizeof(hdr) - 1) == 0;
+		size_t skip = is_meta ? sizeof(meta) - 1 : sizeof(hdr) - 1;
+
+		if ((!is_meta && !is_hdr) || (eq = strchr(*e, '=')) == NULL ||
+		    eq == *e + skip)
+			continue;
+		k = env_keep(out, *e + skip, (size_t)(eq - *e) - skip, is_hdr);
+		if (k == NULL)
+			return config_fail(err, errlen,
+			    "environment: ISTIO_META_/XDS_HEADER_ names "
+			    "exceed %zu bytes",
+			    sizeof(out->buf));
+		if (is_meta) {
+			if (env_meta_set(out, k, eq + 1, 1) != 0)
+				return config_fail(err, errlen,
+				    "environment: more than %d ISTIO_META_ "
+				    "variables",
+				    AGENT_META_MAX);
+		} else {
+			if (out->nhdrs == AGENT_HDR_MAX)
+				return config_fail(err, errlen,
+				    "environment: more than %d XDS_HEADER_ "
+				    "variables",
+				    AGENT_HDR_MAX);
+			out->hdr_names[out->nhdrs] = k;
+			out->hdr_vals[out->nhdrs++] = eq + 1;
+		}
+	}
+	if ((v = env_lookup(envp, "INSTANCE_IPS")) == NULL || *v == '\0')
+		v = env_lookup(envp, "INSTANCE_IP");
+	if (env_meta_set(out, "DNS_CAPTURE", "true", 0) != 0 ||
+	    env_meta_set(out, "NAMESPACE", ns, 0) != 0 ||
+	    env_meta_set(out, "CLUSTER_ID", cfg->cluster_id, 1) != 0 ||
+	    env_meta_set(out, "INSTANCE_IPS", v ? v : "", 0) != 0)
+		return config_fail(err, errlen,
+		    "environment: more than %d ISTIO_META_ variables",
+		    AGENT_META_MAX - 4);
+	if (cfg->node_id != NULL)
+		n = snprintf(out->node_id, sizeof(out->node_id), "%s",
+		    cfg->node_id);
+	else {
+		const char *ip = env_lookup(envp, "INSTANCE_IP");
+		const char *pod = env_lookup(envp, "POD_NAME");
+
+		n = snprintf(out->node_id, sizeof(out->node_id),
+		    "sidecar~%s~%s.%s~%s.svc.cluster.local", ip ? ip : "",
+		    pod ? pod : "", ns, ns);
+	}
+	if (n < 0 || (size_t)n >= sizeof(out->node_id))
+		return config_fail(err, errlen, "--node-id: longer than %zu",
+		    sizeof(out->node_id) - 1);
+	return 0;
 }

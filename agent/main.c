@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+
+extern char **environ;
 #include "nds/nds.h"
 #include "resolver/resolvconf.h"
 #include "resolver/resolver.h"
@@ -39,6 +41,8 @@ struct agent_ctx {
 	struct event *sig_hup, *sig_term, *sig_int;
 	struct event *drain; /* shutdown: waits for TCP flush */
 	int drain_ticks;
+	struct nds_client *xds; /* --xds, or NULL */
+	struct agent_xds_env xenv;
 };
 
 static struct agent_ctx agent;
@@ -165,9 +169,9 @@ agent_load_resolv_conf(struct agent_ctx *a)
 	return 0;
 }
 
-/* Loads --table and builds its lookup table aside. */
-static int
-agent_build_table(struct agent_ctx *a, struct nds_table **out)
+/* The expansion options of SPEC §2 for every table this process builds. */
+static struct nds_build_opts
+agent_build_opts(const struct agent_ctx *a)
 {
 	struct nds_build_opts o = {
 	    .namespace = a->cfg.ns,
@@ -175,38 +179,54 @@ agent_build_table(struct agent_ctx *a, struct nds_table **out)
 	    .search0 = a->search0,
 	    .ttl = a->cfg.ttl,
 	};
+	return o;
+}
+
+/* Loads a table file (--table or --snapshot) and builds it aside. */
+static int
+agent_build_table(struct agent_ctx *a, const char *path, struct nds_table **out)
+{
+	struct nds_build_opts o = agent_build_opts(a);
 	struct nds_nametable *nt;
 	char err[512];
 	int rc;
 
-	rc = nds_file_load(a->cfg.table_path, &nt, err, sizeof(err));
+	rc = nds_file_load(path, &nt, err, sizeof(err));
 	if (rc == 0)
 		rc = nds_table_build(nt, &o, out, err, sizeof(err));
 	/* Loading a large JSON table leaves a parse tree's worth of freed
 	 * heap behind; hand it back to the system instead of keeping it. */
 	malloc_trim(0);
 	if (rc != 0) {
-		log_error("table %s: %s", a->cfg.table_path, err);
+		log_error("table %s", err);
 		return rc;
 	}
 	return 0;
 }
 
-/* The swap: one assignment on the loop thread. */
+/*
+ * The swap: one assignment on the loop thread.  from names the source for
+ * the log; version is the xDS version_info, or NULL for "file-N".
+ */
 static void
-agent_table_swap(struct agent_ctx *a, struct nds_table *t)
+agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
+    const char *version)
 {
 	struct nds_table *old = a->st.table;
 
 	a->st.table = t;
 	a->st.table_loads++;
 	a->st.table_updated = time(NULL);
-	snprintf(a->st.table_version, sizeof(a->st.table_version), "file-%llu",
-	    (unsigned long long)a->st.table_loads);
+	if (version != NULL)
+		snprintf(a->st.table_version, sizeof(a->st.table_version), "%s",
+		    version);
+	else
+		snprintf(a->st.table_version, sizeof(a->st.table_version),
+		    "file-%llu", (unsigned long long)a->st.table_loads);
 	nds_table_unref(old);
 	malloc_trim(0); /* the old table's pages, unless a holder remains */
-	log_info("table %s: %zu entries, %zu names", a->cfg.table_path,
-	    nds_table_entries(t), nds_table_names(t));
+	log_info("table from %s (version %s): %zu entries, %zu names", from,
+	    a->st.table_version, nds_table_entries(t), nds_table_names(t));
 }
 
 static void
@@ -220,11 +240,11 @@ agent_on_hup(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGHUP: no --table to reload");
 		return;
 	}
-	if (agent_build_table(a, &t) != 0) {
+	if (agent_build_table(a, a->cfg.table_path, &t) != 0) {
 		log_warn("SIGHUP: keeping the previous table");
 		return;
 	}
-	agent_table_swap(a, t);
+	agent_table_swap(a, t, a->cfg.table_path, NULL);
 }
 
 static void
@@ -280,6 +300,7 @@ agent_cleanup(struct agent_ctx *a)
 {
 	/* The resolver first: it answers anything pending into the
 	 * listeners' contexts, which are freed next. */
+	nds_client_destroy(a->xds);
 	agent_admin_close(a->admin);
 	rsv_destroy(a->st.rsv);
 	agent_listeners_close(a->st.listeners);
@@ -309,6 +330,7 @@ agent_resolver(struct agent_ctx *a)
 	    .parallel = a->cfg.fwd_parallel,
 	    .max_forwards = a->cfg.max_forwards,
 	    .log_reply = agent_on_reply,
+	    .forward_before_sync = a->cfg.forward_before_sync,
 	};
 	const char *const *names;
 	const uint64_t *fails;
@@ -332,6 +354,120 @@ agent_resolver(struct agent_ctx *a)
 	return 0;
 }
 
+/* --snapshot at start (D7): a missing or bad file is logged and ignored. */
+static void
+agent_load_snapshot(struct agent_ctx *a)
+{
+	struct nds_table *t;
+
+	if (access(a->cfg.snapshot_path, F_OK) != 0) {
+		log_info("snapshot %s: none yet", a->cfg.snapshot_path);
+		return;
+	}
+	if (agent_build_table(a, a->cfg.snapshot_path, &t) != 0) {
+		log_warn("snapshot %s ignored", a->cfg.snapshot_path);
+		return;
+	}
+	agent_table_swap(a, t, a->cfg.snapshot_path, "snapshot");
+}
+
+/* A push was accepted: swap it in, then persist it (SPEC §5). */
+static void
+agent_xds_table(struct nds_table *t, const char *version, const uint8_t *pb,
+    size_t pblen, void *arg)
+{
+	struct agent_ctx *a = arg;
+	char err[512];
+
+	a->st.xds_pushes++;
+	agent_table_swap(a, t, "xds", version);
+	if (a->cfg.snapshot_path != NULL &&
+	    nds_snapshot_write(a->cfg.snapshot_path, pb, pblen, err,
+	        sizeof(err)) != 0)
+		log_warn("xds: %s (the table is served anyway)", err);
+}
+
+static void
+agent_xds_event(enum nds_event ev, const char *detail, void *arg)
+{
+	struct agent_ctx *a = arg;
+
+	switch (ev) {
+	case NDS_EV_CONNECTING:
+		log_debug("xds: connecting to %s", detail);
+		break;
+	case NDS_EV_CONNECTED:
+		a->st.xds_connected = 1;
+		log_info("xds: connected to %s", detail);
+		break;
+	case NDS_EV_DISCONNECTED:
+		a->st.xds_connected = 0;
+		log_warn("xds: %s", detail);
+		break;
+	case NDS_EV_RETRY:
+		a->st.xds_reconnects++;
+		log_info("xds: reconnecting %s", detail);
+		break;
+	case NDS_EV_ACK:
+		a->st.xds_acks++;
+		log_debug("xds: ACK version %s", detail);
+		break;
+	case NDS_EV_NACK:
+		a->st.xds_pushes++;
+		a->st.xds_nacks++;
+		log_warn("xds: NACK: %s; keeping the %s", detail,
+		    a->st.table ? "previous table" : "no-table state");
+		break;
+	case NDS_EV_IGNORED:
+		log_info("xds: %s", detail);
+		break;
+	}
+}
+
+/* The NDS client (SPEC §5), once the listeners are up. */
+static int
+agent_xds_start(struct agent_ctx *a)
+{
+	struct nds_client_config xc = {
+	    .addr = a->cfg.xds,
+	    .plaintext = a->cfg.xds_plaintext,
+	    .root_cert = a->cfg.xds_root_cert,
+	    .token_path = a->cfg.xds_token,
+	    .sni = a->cfg.xds_sni,
+	    .cluster_id = a->cfg.cluster_id,
+	    .build = agent_build_opts(a),
+	};
+	struct nds_client_cbs cbs = {
+	    .on_table = agent_xds_table,
+	    .on_event = agent_xds_event,
+	};
+	char err[512];
+
+	if (agent_xds_env_build(&a->cfg, environ, &a->xenv, err, sizeof(err)) !=
+	    0) {
+		log_error("xds: %s", err);
+		return -1;
+	}
+	xc.hdr_names = a->xenv.hdr_names;
+	xc.hdr_vals = a->xenv.hdr_vals;
+	xc.nhdrs = a->xenv.nhdrs;
+	xc.node.id = a->xenv.node_id;
+	xc.node.meta_keys = a->xenv.meta_keys;
+	xc.node.meta_vals = a->xenv.meta_vals;
+	xc.node.nmeta = a->xenv.nmeta;
+	xc.node.user_agent_name = "dnsproxy";
+	xc.node.user_agent_version = DNSPROXY_VERSION;
+	log_info("xds: %s over %s, node %s, cluster %s", a->cfg.xds,
+	    a->cfg.xds_plaintext ? "plaintext h2c" : "TLS", a->xenv.node_id,
+	    a->cfg.cluster_id);
+	if (nds_client_create(a->base, &xc, &cbs, a, &a->xds, err,
+	        sizeof(err)) != 0) {
+		log_error("xds: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Everything after the command line; returns the exit code. */
 static int
 agent_run(struct agent_ctx *a)
@@ -343,12 +479,14 @@ agent_run(struct agent_ctx *a)
 	if (agent_load_resolv_conf(a) != 0)
 		return 1;
 	if (a->cfg.table_path != NULL) {
-		if (agent_build_table(a, &t) != 0)
+		if (agent_build_table(a, a->cfg.table_path, &t) != 0)
 			return 1;
-		agent_table_swap(a, t);
-	} else
-		log_warn("no table loaded: every query gets SERVFAIL until "
-		         "one is");
+		agent_table_swap(a, t, a->cfg.table_path, NULL);
+	} else if (a->cfg.snapshot_path != NULL)
+		agent_load_snapshot(a);
+	if (a->st.table == NULL)
+		log_warn("no table loaded: every query gets %s until one is",
+		    a->cfg.forward_before_sync ? "forwarded" : "SERVFAIL");
 	if ((a->base = event_base_new()) == NULL || agent_signals(a) != 0) {
 		log_error("out of memory");
 		return 1;
@@ -370,6 +508,8 @@ agent_run(struct agent_ctx *a)
 	}
 	if (a->admin != NULL)
 		log_info("admin on http://%s", a->cfg.admin);
+	if (a->cfg.xds != NULL && agent_xds_start(a) != 0)
+		return 1;
 	log_info("dnsproxy %s ready (namespace \"%s\", domain \"%s\")",
 	    DNSPROXY_VERSION, a->cfg.ns != NULL ? a->cfg.ns : "",
 	    a->cfg.domain != NULL ? a->cfg.domain : "");

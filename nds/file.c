@@ -1,5 +1,5 @@
 /*
- * file.c: reads a table file (SPEC §10.1).  The only I/O in nds.
+ * file.c: reads a table file (SPEC §10.1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,17 +55,24 @@ fd_read_all(int fd, size_t size, size_t max, char **out, size_t *outlen)
 	}
 	if (rc == 0 && len > max)
 		rc = -EFBIG;
+	if (rc == 0 && len == cap) { /* room for the terminating NUL */
+		if ((p = realloc(buf, len + 1)) == NULL)
+			rc = -ENOMEM;
+		else
+			buf = p;
+	}
 	if (rc != 0) {
 		free(buf);
 		return rc;
 	}
+	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;
 	return 0;
 }
 
-static int
-file_read(const char *path, char **buf, size_t *len)
+int
+nds_file_read(const char *path, size_t max, char **buf, size_t *len)
 {
 	struct stat st;
 	int fd, rc;
@@ -76,12 +83,12 @@ file_read(const char *path, char **buf, size_t *len)
 		rc = -errno;
 	else if (S_ISDIR(st.st_mode))
 		rc = -EISDIR;
-	else if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > NDS_FILE_MAX)
+	else if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max)
 		rc = -EFBIG;
 	else
 		rc = fd_read_all(fd,
-		    S_ISREG(st.st_mode) ? (size_t)st.st_size : 0, NDS_FILE_MAX,
-		    buf, len);
+		    S_ISREG(st.st_mode) ? (size_t)st.st_size : 0, max, buf,
+		    len);
 	close(fd);
 	return rc;
 }
@@ -96,7 +103,7 @@ nds_file_load(const char *path, struct nds_nametable **out, char *err,
 	int rc;
 
 	*out = NULL;
-	if ((rc = file_read(path, &buf, &len)) != 0) {
+	if ((rc = nds_file_read(path, NDS_FILE_MAX, &buf, &len)) != 0) {
 		if (rc == -EFBIG)
 			nds_errf(err, errlen, "%s: larger than %u bytes", path,
 			    NDS_FILE_MAX);

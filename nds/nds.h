@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct event_base;
 struct nds_nametable;
 struct nds_table;
 
@@ -217,5 +218,98 @@ int nds_table_foreach_record(const struct nds_table *t, const char *filter,
  * built table.  Walk it with nds_nametable_foreach().
  */
 const struct nds_nametable *nds_table_source(const struct nds_table *t);
+
+/* ---- snapshot (SPEC §5, D7) ------------------------------------------ */
+
+/*
+ * Writes data to path atomically: a temporary file beside it, fsync,
+ * rename, fsync of the directory.  A reader sees the old file or the new
+ * one, never a torn write.  0 or -errno (err names the file).
+ */
+int nds_snapshot_write(const char *path, const uint8_t *data, size_t len,
+    char *err, size_t errlen);
+
+/* ---- NDS over xDS (SPEC §5) ------------------------------------------ */
+
+/* The type URL of NDS resources. */
+#define NDS_TYPE_URL "type.googleapis.com/istio.networking.nds.v1.NameTable"
+/* The gRPC method of ADS. */
+#define NDS_ADS_PATH                                                           \
+	"/envoy.service.discovery.v3.AggregatedDiscoveryService/"              \
+	"StreamAggregatedResources"
+/* Largest DiscoveryResponse accepted (SPEC §5). */
+#define NDS_GRPC_MAX_MSG (64u * 1024 * 1024)
+
+/* The Node of the first request on each stream (envoy.config.core.v3). */
+struct nds_xds_node {
+	const char *id;               /* sidecar~ip~pod.ns~ns.svc.... */
+	const char *cluster;          /* may be NULL */
+	const char *const *meta_keys; /* metadata Struct, string values */
+	const char *const *meta_vals;
+	size_t nmeta;
+	const char *user_agent_name;    /* may be NULL */
+	const char *user_agent_version; /* may be NULL */
+};
+
+struct nds_client;
+
+/* What the client reports; see struct nds_client_cbs. */
+enum nds_event {
+	NDS_EV_CONNECTING,   /* detail: the address */
+	NDS_EV_CONNECTED,    /* the ADS stream is open; detail: address */
+	NDS_EV_DISCONNECTED, /* detail: why (TLS, socket, gRPC status) */
+	NDS_EV_RETRY,        /* next attempt; detail: "in 1.234s" */
+	NDS_EV_ACK,          /* a table was accepted; detail: version */
+	NDS_EV_NACK,         /* a push was rejected; detail: reason */
+	NDS_EV_IGNORED       /* a response was ignored; detail: why */
+};
+
+struct nds_client_cbs {
+	/*
+	 * A push decoded and compiled: t is a new reference for the callee;
+	 * pb/pblen are the NameTable bytes (for the snapshot), valid during
+	 * the call.  The ACK goes out after it returns.
+	 */
+	void (*on_table)(struct nds_table *t, const char *version,
+	    const uint8_t *pb, size_t pblen, void *arg);
+	/* Everything else worth a log line or a counter. */
+	void (*on_event)(enum nds_event ev, const char *detail, void *arg);
+};
+
+struct nds_client_config {
+	const char *addr;       /* "host:port", "IPv4:port", "[IPv6]:port" */
+	int plaintext;          /* h2c with prior knowledge, no token */
+	const char *root_cert;  /* PEM file, or "SYSTEM" */
+	const char *token_path; /* Bearer token file, read per connect */
+	const char *sni;        /* NULL = from addr (SPEC §5) */
+	const char *cluster_id; /* "ClusterID" header, or NULL */
+	const char *const *hdr_names; /* extra headers (XDS_HEADER_*) */
+	const char *const *hdr_vals;
+	size_t nhdrs;
+	struct nds_xds_node node;
+	struct nds_build_opts build; /* how pushed tables are compiled */
+	uint32_t keepalive_ms;       /* PING period; 0 = 30 s */
+	uint32_t ping_timeout_ms;    /* 0 = 10 s */
+	uint32_t dial_timeout_ms;    /* 0 = 5 s */
+	uint32_t backoff_min_ms;     /* 0 = 1 s */
+	uint32_t backoff_max_ms;     /* 0 = 30 s */
+};
+
+/*
+ * Starts the client on base: it connects at once and keeps an ADS stream
+ * open forever, reconnecting with back-off.  Every string of cfg is
+ * copied.  0, or -EINVAL/-ENOMEM with err saying why (a bad address).
+ */
+int nds_client_create(struct event_base *base,
+    const struct nds_client_config *cfg, const struct nds_client_cbs *cbs,
+    void *arg, struct nds_client **out, char *err, size_t errlen);
+void nds_client_destroy(struct nds_client *c); /* NULL-safe */
+
+/*
+ * Checks an --xds address ("host:port", "[IPv6]:port"); 0 or -EINVAL.
+ * host/port receive the parts when given.
+ */
+int nds_xds_addr_parse(const char *addr, char *host, size_t hostlen,
+    uint16_t *port);
 
 #endif

@@ -10,4 +10,10 @@
 void nds_errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Reads a whole file of at most max bytes into *buf (malloc'd, with a NUL
+ * after the len bytes).  0, -errno, -EISDIR or -EFBIG.
+ */
+int nds_file_read(const char *path, size_t max, char **buf, size_t *len);
+
 #endif

@@ -21,6 +21,7 @@ struct rsv {
 	struct rsv_stats stats;   /* counters for the admin surface */
 	struct fwd *fwd;          /* the upstreams (SPEC §4) */
 	rsv_log_fn log;           /* query log, or NULL */
+	int fwd_before_sync;      /* no table yet: forward, not SERVFAIL */
 	uint8_t out[RSV_MSG_MAX]; /* reply scratch, used within one call */
 };
 
@@ -49,6 +50,7 @@ rsv_create(struct event_base *base, const struct rsv_config *cfg,
 		return -ENOMEM;
 	r->base = base;
 	r->log = cfg->log_reply;
+	r->fwd_before_sync = cfg->forward_before_sync;
 	r->rng.fn = rsv_default_rand;
 	if (cfg->rand != NULL) {
 		r->rng.fn = cfg->rand;
@@ -241,6 +243,10 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 	}
 	r->stats.requests++;
 	r->stats.queries[tr][rsv_qtype_class(q.qtype)]++;
+	if (t == NULL && r->fwd_before_sync) { /* D7 */
+		fwd_query(r->fwd, &q, pkt, len, tr, &t0, cb, arg);
+		return 0;
+	}
 	if (t == NULL) { /* D7: no table yet */
 		rsv_reply_error(r, &q, RSV_SERVFAIL, 0, tr, &t0, cb, arg);
 		return 0;

@@ -59,12 +59,14 @@ struct rsv_config {
 	rsv_rand_fn rand;                     /* NULL = arc4random_uniform() */
 	void *rand_arg;                       /* passed to rand */
 	const struct rsv_upstream *upstreams; /* copied by rsv_create() */
-	size_t nupstreams;     /* 0: everything forwarded gets SERVFAIL */
-	unsigned timeout_ms;   /* per attempt; 0 = RSV_TIMEOUT_MS_DEFAULT */
-	unsigned attempts;     /* in total; 0 = 2 x nupstreams */
-	int parallel;          /* ask every server at once */
-	unsigned max_forwards; /* in flight; 0 = RSV_MAX_FORWARDS_DEFAULT */
-	rsv_log_fn log_reply;  /* NULL = no query log */
+	size_t nupstreams;       /* 0: everything forwarded gets SERVFAIL */
+	unsigned timeout_ms;     /* per attempt; 0 = RSV_TIMEOUT_MS_DEFAULT */
+	unsigned attempts;       /* in total; 0 = 2 x nupstreams */
+	int parallel;            /* ask every server at once */
+	unsigned max_forwards;   /* in flight; 0 = RSV_MAX_FORWARDS_DEFAULT */
+	rsv_log_fn log_reply;    /* NULL = no query log */
+	int forward_before_sync; /* D7: with no table, forward every query
+	                          * instead of answering SERVFAIL */
 };
 
 /* Called exactly once per rsv_query(); see above. */

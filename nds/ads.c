@@ -1,0 +1,340 @@
+/*
+ * ads.c: the NDS side of the Aggregated Discovery Service, state of the
+ * world (SPEC §5).  Pure: requests are built and responses judged here;
+ * conn.c sends and receives.
+ *
+ * A response is decoded with protobuf-c, its first resource's NameTable
+ * bytes are taken over (not copied) and decoded by nds_pb_parse(), which
+ * is faster and stricter than protobuf-c for the one message that can be
+ * 10 MB, and the table is compiled before anything is answered: the
+ * verdict is ACK only for a table that is ready to serve.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envoy/service/discovery/v3/discovery.pb-c.h"
+#include "nds/nds.h"
+#include "nds/nds_impl.h"
+#include "nds/xds_impl.h"
+
+/* google.rpc.Code INTERNAL, as Istio's agent and Envoy NACK with. */
+#define RPC_INTERNAL 13
+
+/* protobuf-c wants char *; our strings stay untouched by pack(). */
+static char *
+unconst(const char *s)
+{
+	union {
+		const char *c;
+		char *m;
+	} u = {.c = s};
+	return u.m;
+}
+
+int
+nds_ads_request_build(const struct nds_xds_node *node, const char *version,
+    const char *nonce, const char *error, uint8_t **out, size_t *outlen)
+{
+	Envoy__Service__Discovery__V3__DiscoveryRequest req =
+	    ENVOY__SERVICE__DISCOVERY__V3__DISCOVERY_REQUEST__INIT;
+	Envoy__Config__Core__V3__Node n = ENVOY__CONFIG__CORE__V3__NODE__INIT;
+	Google__Protobuf__Struct md = GOOGLE__PROTOBUF__STRUCT__INIT;
+	Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+	Google__Protobuf__Struct__FieldsEntry *ents = NULL, **entp = NULL;
+	Google__Protobuf__Value *vals = NULL;
+	uint8_t *buf;
+	size_t i, len;
+	int rc = -ENOMEM;
+
+	req.type_url = unconst(NDS_TYPE_URL);
+	if (version != NULL)
+		req.version_info = unconst(version);
+	if (nonce != NULL)
+		req.response_nonce = unconst(nonce);
+	if (error != NULL) {
+		st.code = RPC_INTERNAL;
+		st.message = unconst(error);
+		req.error_detail = &st;
+	}
+	if (node != NULL) {
+		n.id = unconst(node->id ? node->id : "");
+		if (node->cluster != NULL)
+			n.cluster = unconst(node->cluster);
+		if (node->user_agent_name != NULL)
+			n.user_agent_name = unconst(node->user_agent_name);
+		if (node->user_agent_version != NULL)
+			n.user_agent_version =
+			    unconst(node->user_agent_version);
+		if (node->nmeta > 0) {
+			ents = calloc(node->nmeta, sizeof(*ents));
+			entp = calloc(node->nmeta, sizeof(*entp));
+			vals = calloc(node->nmeta, sizeof(*vals));
+			if (ents == NULL || entp == NULL || vals == NULL)
+				goto out;
+			for (i = 0; i < node->nmeta; i++) {
+				google__protobuf__value__init(&vals[i]);
+				vals[i].kind_case =
+				    GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+				vals[i].string_value =
+				    unconst(node->meta_vals[i]);
+				google__protobuf__struct__fields_entry__init(
+				    &ents[i]);
+				ents[i].key = unconst(node->meta_keys[i]);
+				ents[i].value = &vals[i];
+				entp[i] = &ents[i];
+			}
+			md.n_fields = node->nmeta;
+			md.fields = entp;
+			n.metadata = &md;
+		}
+		req.node = &n;
+	}
+	len = envoy__service__discovery__v3__discovery_request__get_packed_size(
+	    &req);
+	if (len > UINT32_MAX || (buf = malloc(NDS_GRPC_PREFIX + len)) == NULL)
+		goto out;
+	nds_grpc_prefix(buf, (uint32_t)len);
+	envoy__service__discovery__v3__discovery_request__pack(&req,
+	    buf + NDS_GRPC_PREFIX);
+	*out = buf;
+	*outlen = NDS_GRPC_PREFIX + len;
+	rc = 0;
+out:
+	free(ents);
+	free(entp);
+	free(vals);
+	return rc;
+}
+
+void
+nds_ads_result_fini(struct nds_ads_result *res)
+{
+	free(res->version);
+	free(res->nonce);
+	free(res->pb);
+	nds_table_unref(res->table);
+	memset(res, 0, sizeof(*res));
+}
+
+static int
+result_strings(struct nds_ads_result *res, const char *version,
+    const char *nonce)
+{
+	res->version = strdup(version != NULL ? version : "");
+	res->nonce = strdup(nonce != NULL ? nonce : "");
+	if (res->version == NULL || res->nonce == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+int
+nds_ads_response_process(const uint8_t *msg, size_t len,
+    const struct nds_build_opts *o, struct nds_ads_result *res)
+{
+	Envoy__Service__Discovery__V3__DiscoveryResponse *resp;
+	Google__Protobuf__Any *any;
+	struct nds_nametable *nt;
+	char err[384];
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	resp = envoy__service__discovery__v3__discovery_response__unpack(NULL,
+	    len, msg);
+	if (resp == NULL) {
+		/* Not even the envelope decodes: there is no nonce to
+		 * echo, but a NACK still tells the control plane. */
+		if (result_strings(res, "", "") != 0)
+			goto nomem;
+		res->verdict = NDS_ADS_NACK;
+		nds_errf(res->reason, sizeof(res->reason),
+		    "DiscoveryResponse of %zu bytes does not decode", len);
+		return 0;
+	}
+	if (result_strings(res, resp->version_info, resp->nonce) != 0)
+		goto nomem_resp;
+	if (resp->type_url == NULL || strcmp(resp->type_url, NDS_TYPE_URL)) {
+		res->verdict = NDS_ADS_IGNORE;
+		nds_errf(res->reason, sizeof(res->reason),
+		    "response for type \"%.200s\" ignored",
+		    resp->type_url ? resp->type_url : "");
+		goto done;
+	}
+	if (resp->n_resources == 0) {
+		res->verdict = NDS_ADS_IGNORE;
+		nds_errf(res->reason, sizeof(res->reason),
+		    "empty NDS response (version \"%.200s\") ignored",
+		    res->version);
+		goto done;
+	}
+	res->verdict = NDS_ADS_NACK;
+	any = resp->resources[0];
+	if (any->type_url != NULL && any->type_url[0] != '\0' &&
+	    strcmp(any->type_url, NDS_TYPE_URL) != 0) {
+		nds_errf(res->reason, sizeof(res->reason),
+		    "resource 0 has type \"%.200s\", want " NDS_TYPE_URL,
+		    any->type_url);
+		goto done;
+	}
+	rc = nds_pb_parse(any->value.data, any->value.len, &nt, err,
+	    sizeof(err));
+	if (rc == 0)
+		rc = nds_table_build(nt, o, &res->table, err, sizeof(err));
+	if (rc == -ENOMEM)
+		nds_errf(err, sizeof(err), "out of memory");
+	if (rc != 0) {
+		nds_errf(res->reason, sizeof(res->reason),
+		    "NameTable (version \"%.100s\", %zu bytes): %s",
+		    res->version, any->value.len, err);
+		goto done;
+	}
+	/* Take the bytes over for the snapshot; protobuf-c frees what
+	 * it allocated with malloc, so free() is the matching release. */
+	res->pb = any->value.data;
+	res->pblen = any->value.len;
+	any->value.data = NULL;
+	any->value.len = 0;
+	res->verdict = NDS_ADS_ACK;
+done:
+	envoy__service__discovery__v3__discovery_response__free_unpacked(resp,
+	    NULL);
+	return 0;
+nomem_resp:
+	envoy__service__discovery__v3__discovery_response__free_unpacked(resp,
+	    NULL);
+nomem:
+	nds_ads_result_fini(res);
+	return -ENOMEM;
+}
+
+/*
+ * The skimmer: a byte-at-a-time walk over the top-level fields of a
+ * DiscoveryResponse.  Only version_info (1), type_url (4) and nonce (5)
+ * are kept; resources (2) and anything else are counted past.
+ */
+enum skim_state { SK_TAG, SK_LEN, SK_VARINT, SK_SKIP, SK_KEEP };
+
+void
+nds_ads_skim_init(struct nds_ads_skim *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->state = SK_TAG;
+}
+
+/* Reads one varint byte; 1 when the varint is complete, -1 if too long. */
+static int
+skim_varint(struct nds_ads_skim *s, uint8_t b)
+{
+	if (s->shift > 63)
+		return -1;
+	s->varint |= (uint64_t)(b & 0x7f) << s->shift;
+	s->shift += 7;
+	return (b & 0x80) ? 0 : 1;
+}
+
+static char *
+skim_target(struct nds_ads_skim *s, uint64_t field)
+{
+	switch (field) {
+	case 1:
+		return s->version;
+	case 4:
+		return s->type_url;
+	case 5:
+		return s->nonce;
+	}
+	return NULL;
+}
+
+void
+nds_ads_skim_feed(struct nds_ads_skim *s, const uint8_t *data, size_t len)
+{
+	size_t i = 0;
+	int r;
+
+	while (i < len && !s->dead) {
+		switch (s->state) {
+		case SK_TAG:
+		case SK_LEN:
+		case SK_VARINT:
+			if ((r = skim_varint(s, data[i++])) < 0) {
+				s->dead = 1;
+				break;
+			}
+			if (r == 0)
+				break;
+			if (s->state == SK_TAG) {
+				uint64_t wt = s->varint & 7;
+
+				s->field = s->varint >> 3;
+				s->varint = 0;
+				s->shift = 0;
+				if (s->field == 0 || wt == 3 || wt == 4 ||
+				    wt > 5) {
+					s->dead = 1;
+					break;
+				}
+				if (wt == 0)
+					s->state = SK_VARINT;
+				else if (wt == 2)
+					s->state = SK_LEN;
+				else {
+					s->left = wt == 1 ? 8 : 4;
+					s->state = SK_SKIP;
+				}
+			} else if (s->state == SK_LEN) {
+				s->left = s->varint;
+				s->varint = 0;
+				s->shift = 0;
+				s->want = skim_target(s, s->field);
+				s->want_len = 0;
+				if (s->want != NULL)
+					s->want[0] = '\0';
+				s->state = s->left == 0      ? SK_TAG
+				           : s->want != NULL ? SK_KEEP
+				                             : SK_SKIP;
+			} else {
+				s->varint = 0;
+				s->shift = 0;
+				s->state = SK_TAG;
+			}
+			break;
+		case SK_SKIP:
+		case SK_KEEP: {
+			size_t n = len - i;
+
+			if (n > s->left)
+				n = (size_t)s->left;
+			if (s->state == SK_KEEP) {
+				/* the fields are 256 bytes; longer values
+				 * are cut, which only affects the NACK */
+				size_t room = 255 - s->want_len;
+				size_t k = n < room ? n : room;
+
+				memcpy(s->want + s->want_len, data + i, k);
+				s->want_len += k;
+				s->want[s->want_len] = '\0';
+			}
+			i += n;
+			s->left -= n;
+			if (s->left == 0)
+				s->state = SK_TAG;
+			break;
+		}
+		}
+	}
+}
+
+uint32_t
+nds_backoff_ms(unsigned n, uint32_t min_ms, uint32_t max_ms, uint32_t r)
+{
+	uint64_t d = min_ms;
+	uint32_t half;
+
+	while (n-- > 0 && d < max_ms)
+		d *= 2;
+	if (d > max_ms)
+		d = max_ms;
+	half = (uint32_t)(d / 2);
+	return half + (uint32_t)(r % ((uint32_t)d - half + 1));
+}
