@@ -327,6 +327,133 @@ test_forwarding_flags_and_env(void **state)
 	    -EINVAL);
 }
 
+static void
+test_xds_flags_are_read_with_istio_defaults(void **state)
+{
+	static const char *const env[] = {"POD_NAMESPACE", "ns1", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--xds",
+	                     "istiod.istio-system.svc:15012", "--snapshot",
+	                     "/tmp/s.pb", "--forward-before-sync", NULL),
+	    0);
+	assert_string_equal(cfg.xds, "istiod.istio-system.svc:15012");
+	assert_false(cfg.xds_plaintext);
+	assert_string_equal(cfg.xds_root_cert,
+	    "./var/run/secrets/istio/root-cert.pem");
+	assert_string_equal(cfg.xds_token,
+	    "./var/run/secrets/tokens/istio-token");
+	assert_null(cfg.xds_sni);
+	assert_string_equal(cfg.cluster_id, "Kubernetes");
+	assert_string_equal(cfg.snapshot_path, "/tmp/s.pb");
+	assert_true(cfg.forward_before_sync);
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--xds",
+	                     "[::1]:15010", "--xds-plaintext", "--xds-sni",
+	                     "x.example", "--xds-token", "t", "--xds-root-cert",
+	                     "SYSTEM", "--node-id", "n", NULL),
+	    0);
+	assert_true(cfg.xds_plaintext);
+	assert_string_equal(cfg.xds_sni, "x.example");
+	assert_string_equal(cfg.xds_token, "t");
+	assert_string_equal(cfg.xds_root_cert, "SYSTEM");
+	assert_string_equal(cfg.node_id, "n");
+}
+
+static void
+test_bad_xds_addresses_are_usage_errors(void **state)
+{
+	static const char *const bad[] = {"istiod", "istiod:", ":15012",
+	    "istiod:0", "istiod:65536", "::1:15012", "[::1]15012", "[nothex]:1",
+	    "a b:1"};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--xds",
+		                     bad[i], NULL),
+		    -EINVAL);
+		assert_non_null(strstr(err, "--xds"));
+	}
+}
+
+static void
+test_cluster_id_flag_wins_over_env(void **state)
+{
+	static const char *const env[] = {"CLUSTER_ID", "c-env", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_string_equal(cfg.cluster_id, "c-env");
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--cluster-id",
+	                     "c-flag", NULL),
+	    0);
+	assert_string_equal(cfg.cluster_id, "c-flag");
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--cluster-id", "",
+	                     NULL),
+	    -EINVAL);
+}
+
+/* Value of metadata key k, or NULL. */
+static const char *
+meta(const struct agent_xds_env *x, const char *k)
+{
+	for (size_t i = 0; i < x->nmeta; i++)
+		if (strcmp(x->meta_keys[i], k) == 0)
+			return x->meta_vals[i];
+	return NULL;
+}
+
+static void
+test_node_metadata_from_istio_meta_and_defaults(void **state)
+{
+	static char *envp[] = {"ISTIO_META_NETWORK=net1",
+	    "ISTIO_META_DNS_AUTO_ALLOCATE=true", "ISTIO_META_=skipped",
+	    "INSTANCE_IP=10.0.0.5", "POD_NAME=app-1", "PATH=/bin",
+	    "XDS_HEADER_X-Tenant=blue", NULL};
+	static struct agent_xds_env x;
+	static const char *const env[] = {"POD_NAMESPACE", "ns1", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_int_equal(agent_xds_env_build(&cfg, envp, &x, err, sizeof(err)),
+	    0);
+	assert_string_equal(meta(&x, "NETWORK"), "net1");
+	assert_string_equal(meta(&x, "DNS_AUTO_ALLOCATE"), "true");
+	assert_string_equal(meta(&x, "DNS_CAPTURE"), "true");
+	assert_string_equal(meta(&x, "NAMESPACE"), "ns1");
+	assert_string_equal(meta(&x, "CLUSTER_ID"), "Kubernetes");
+	assert_string_equal(meta(&x, "INSTANCE_IPS"), "10.0.0.5");
+	assert_null(meta(&x, ""));
+	assert_null(meta(&x, "PATH"));
+	assert_int_equal(x.nmeta, 6);
+	assert_string_equal(x.node_id,
+	    "sidecar~10.0.0.5~app-1.ns1~ns1.svc.cluster.local");
+	assert_int_equal(x.nhdrs, 1);
+	assert_string_equal(x.hdr_names[0], "x-tenant");
+	assert_string_equal(x.hdr_vals[0], "blue");
+}
+
+static void
+test_istio_meta_overrides_defaults_but_not_cluster_id(void **state)
+{
+	static char *envp[] = {"ISTIO_META_DNS_CAPTURE=false",
+	    "ISTIO_META_CLUSTER_ID=from-meta", "INSTANCE_IPS=10.0.0.5,fd00::5",
+	    "INSTANCE_IP=10.0.0.5", NULL};
+	static struct agent_xds_env x;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--cluster-id",
+	                     "east", "--node-id", "router~1~2~3", NULL),
+	    0);
+	assert_int_equal(agent_xds_env_build(&cfg, envp, &x, err, sizeof(err)),
+	    0);
+	assert_string_equal(meta(&x, "DNS_CAPTURE"), "false");
+	assert_string_equal(meta(&x, "CLUSTER_ID"), "east");
+	assert_string_equal(meta(&x, "INSTANCE_IPS"), "10.0.0.5,fd00::5");
+	assert_string_equal(meta(&x, "NAMESPACE"), "");
+	assert_string_equal(x.node_id, "router~1~2~3");
+}
+
 int
 main(void)
 {
@@ -350,6 +477,12 @@ main(void)
 	        test_upstreams_take_ip_literals_with_optional_port),
 	    cmocka_unit_test(test_bad_upstreams_are_usage_errors),
 	    cmocka_unit_test(test_forwarding_flags_and_env),
+	    cmocka_unit_test(test_xds_flags_are_read_with_istio_defaults),
+	    cmocka_unit_test(test_bad_xds_addresses_are_usage_errors),
+	    cmocka_unit_test(test_cluster_id_flag_wins_over_env),
+	    cmocka_unit_test(test_node_metadata_from_istio_meta_and_defaults),
+	    cmocka_unit_test(
+	        test_istio_meta_overrides_defaults_but_not_cluster_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
