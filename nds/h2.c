@@ -85,6 +85,38 @@ h2_on_data(nghttp2_session *s, uint8_t flags, int32_t stream,
 }
 
 static int
+hexval(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* grpc-message is percent-encoded on the wire (gRPC PROTOCOL-HTTP2);
+ * decode it, and keep only printable bytes for the log line. */
+static void
+h2_grpc_message(struct nds_h2 *h, const uint8_t *v, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len && n < sizeof(h->grpc_msg) - 1; i++) {
+		int c = v[i];
+
+		if (c == '%' && i + 2 < len && hexval(v[i + 1]) >= 0 &&
+		    hexval(v[i + 2]) >= 0) {
+			c = hexval(v[i + 1]) << 4 | hexval(v[i + 2]);
+			i += 2;
+		}
+		h->grpc_msg[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	h->grpc_msg[n] = '\0';
+}
+
+static int
 h2_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
     void *arg)
@@ -105,19 +137,8 @@ h2_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name,
 				break;
 			h->grpc_status = h->grpc_status * 10 + (value[i] - '0');
 		}
-	} else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0) {
-		size_t n = valuelen < sizeof(h->grpc_msg) - 1
-		               ? valuelen
-		               : sizeof(h->grpc_msg) - 1;
-
-		/* percent-encoded on the wire; kept as sent, made
-		 * printable for the log line */
-		for (size_t i = 0; i < n; i++)
-			h->grpc_msg[i] = value[i] >= 0x20 && value[i] < 0x7f
-			                     ? (char)value[i]
-			                     : '?';
-		h->grpc_msg[n] = '\0';
-	}
+	} else if (namelen == 12 && memcmp(name, "grpc-message", 12) == 0)
+		h2_grpc_message(h, value, valuelen);
 	return 0;
 }
 
