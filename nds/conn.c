@@ -396,7 +396,7 @@ client_on_message(enum nds_grpc_part part, const uint8_t *data, size_t len,
 		c->attempt = 0;
 		nds_errf(reason, sizeof(reason),
 		    "DiscoveryResponse of %llu bytes exceeds the %u-byte "
-		    "limit; the previous table is kept",
+		    "limit",
 		    (unsigned long long)total, NDS_GRPC_MAX_MSG);
 		if (c->skim.type_url[0] != '\0' &&
 		    strcmp(c->skim.type_url, NDS_TYPE_URL) != 0) {

@@ -32,9 +32,11 @@ dnspython's decoder (check_dnspython()).
 import collections
 import concurrent.futures
 import heapq
+import http.client
 import json
 import os
 import random
+import re
 import selectors
 import shutil
 import signal
@@ -1370,6 +1372,50 @@ class Proxy:
         """How many descriptors the proxy has open (/proc/PID/fd)."""
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
+    def rss_kib(self):
+        """The proxy's resident set size in KiB (VmRSS)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS for pid %d" % self.proc.pid)
+
+    # -- admin port (SPEC §6) --
+
+    def admin_get(self, path, timeout=5.0):
+        """(status, body text) of GET path on the proxy's admin port."""
+        c = http.client.HTTPConnection(*self.admin_addr, timeout=timeout)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode("utf-8", "replace")
+        finally:
+            c.close()
+
+    def ready_status(self):
+        """The HTTP status of /healthz/ready (200 once a table is loaded,
+        503 before)."""
+        return self.admin_get("/healthz/ready")[0]
+
+    def metrics(self):
+        """{(name, labels text): value} of one /stats/prometheus scrape
+        (labels text as exposed, e.g. '{version="v1"}', or '')."""
+        status, body = self.admin_get("/stats/prometheus")
+        if status != 200:
+            raise AssertionError("/stats/prometheus answered %d" % status)
+        out = {}
+        for line in body.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = _PROM_SAMPLE.match(line)
+            if m:
+                out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+        return out
+
+    def metric(self, name, labels="", default=0.0):
+        """One sample of metrics(); default when absent."""
+        return self.metrics().get((name, labels), default)
+
     # -- queries --
 
     def udp_raw(self, wire, timeout=QUERY_TIMEOUT, v6=False):
@@ -1418,6 +1464,26 @@ class Proxy:
         t0 = time.monotonic()
         r = self.ask(name, qtype, proto, **kw)
         return r, time.monotonic() - t0
+
+
+_PROM_SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def wait_until(fn, timeout=READY_TIMEOUT, interval=0.05, what=None):
+    """Calls fn() until it returns something truthy (returned) or timeout
+    seconds pass (AssertionError naming what, with fn's last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s "
+                                 "(last value %r)" % (
+                                     timeout, what or getattr(
+                                         fn, "__name__", "a condition"), v))
+        time.sleep(interval)
 
 
 def ask_all(proxy, names, qtype="A", proto="udp", **kw):
