@@ -32,6 +32,47 @@ unconst(const char *s)
 	return u.m;
 }
 
+void
+nds_utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n, i;
+		uint32_t cp;
+
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if ((*p & 0xe0) == 0xc0)
+			n = 2, cp = *p & 0x1f;
+		else if ((*p & 0xf0) == 0xe0)
+			n = 3, cp = *p & 0x0f;
+		else if ((*p & 0xf8) == 0xf0)
+			n = 4, cp = *p & 0x07;
+		else
+			n = 0, cp = 0;
+		for (i = 1; n > 0 && i < n; i++) {
+			if ((p[i] & 0xc0) != 0x80) {
+				n = 0;
+				break;
+			}
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		/* overlong forms, surrogates and beyond U+10FFFF are
+		 * invalid too (proto3 strings are checked that strictly) */
+		if (n == 0 || (n == 2 && cp < 0x80) ||
+		    (n == 3 &&
+		        (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 int
 nds_ads_request_build(const struct nds_xds_node *node, const char *version,
     const char *nonce, const char *error, uint8_t **out, size_t *outlen)
@@ -149,7 +190,7 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 		res->verdict = NDS_ADS_NACK;
 		nds_errf(res->reason, sizeof(res->reason),
 		    "DiscoveryResponse of %zu bytes does not decode", len);
-		return 0;
+		return 0; /* ASCII only */
 	}
 	if (result_strings(res, resp->version_info, resp->nonce) != 0)
 		goto nomem_resp;
@@ -196,6 +237,9 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 	any->value.len = 0;
 	res->verdict = NDS_ADS_ACK;
 done:
+	/* The reason quotes cut strings of the response; the NACK carries
+	 * it as a proto3 string, which must be valid UTF-8. */
+	nds_utf8_sanitize(res->reason);
 	envoy__service__discovery__v3__discovery_response__free_unpacked(resp,
 	    NULL);
 	return 0;
@@ -269,8 +313,9 @@ nds_ads_skim_feed(struct nds_ads_skim *s, const uint8_t *data, size_t len)
 				s->field = s->varint >> 3;
 				s->varint = 0;
 				s->shift = 0;
-				if (s->field == 0 || wt == 3 || wt == 4 ||
-				    wt > 5) {
+				/* field 0 is skipped like any unknown
+				 * field: a NACK is better than none */
+				if (wt == 3 || wt == 4 || wt > 5) {
 					s->dead = 1;
 					break;
 				}
@@ -317,6 +362,10 @@ nds_ads_skim_feed(struct nds_ads_skim *s, const uint8_t *data, size_t len)
 			}
 			i += n;
 			s->left -= n;
+			/* a value cut at 255 bytes may end inside a
+			 * character; the NACK echoes it as a proto3 string */
+			if (s->left == 0 && s->state == SK_KEEP)
+				nds_utf8_sanitize(s->want);
 			if (s->left == 0)
 				s->state = SK_TAG;
 			break;

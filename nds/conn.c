@@ -470,8 +470,10 @@ client_h2_close(int http_status, int grpc_status, const char *grpc_msg,
 		    http_status);
 	else
 		nds_errf(why, sizeof(why),
-		    "ADS stream reset by %s (HTTP/2 error %s)", c->authority,
-		    nds_h2_strerror(h2_error));
+		    "ADS stream reset by %s (HTTP/2 error %s%s%s)",
+		    c->authority, nds_h2_strerror(h2_error),
+		    nds_h2_goaway(c->h2) ? ", after " : "",
+		    nds_h2_goaway(c->h2) ? nds_h2_goaway(c->h2) : "");
 	client_break(c, why);
 }
 
@@ -503,8 +505,12 @@ client_read(struct bufferevent *bev, void *arg)
 		if (c->broken)
 			break;
 	}
-	if (c->h2 != NULL && !c->broken && !nds_h2_alive(c->h2))
-		client_break(c, "HTTP/2 session ended (GOAWAY)");
+	if (c->h2 != NULL && !c->broken && !nds_h2_alive(c->h2)) {
+		nds_errf(why, sizeof(why), "HTTP/2 session with %s ended (%s)",
+		    c->authority,
+		    nds_h2_goaway(c->h2) ? nds_h2_goaway(c->h2) : "GOAWAY");
+		client_break(c, why);
+	}
 	if (c->broken) {
 		nds_errf(why, sizeof(why), "%s", c->why);
 		client_fail(c, why);

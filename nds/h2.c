@@ -36,6 +36,7 @@ struct nds_h2 {
 	int http_status;            /* :status */
 	int grpc_status;            /* grpc-status, -1 until seen */
 	char grpc_msg[256];         /* grpc-message */
+	char goaway[200];           /* the server's GOAWAY, for the log */
 	int failed;                 /* a callback failed; detail says why */
 	char detail[256];
 };
@@ -157,8 +158,41 @@ h2_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *arg)
 	           (f->hd.flags & NGHTTP2_FLAG_ACK)) {
 		if (h->cbs.on_ping_ack != NULL)
 			h->cbs.on_ping_ack(h->arg);
+	} else if (f->hd.type == NGHTTP2_GOAWAY) {
+		size_t n = f->goaway.opaque_data_len;
+
+		if (n > 120)
+			n = 120;
+		nds_errf(h->goaway, sizeof(h->goaway),
+		    "GOAWAY %s, last stream %d%s%.*s%s",
+		    nghttp2_http2_strerror(f->goaway.error_code),
+		    f->goaway.last_stream_id, n ? " \"" : "", (int)n,
+		    n ? (const char *)f->goaway.opaque_data : "",
+		    n ? "\"" : "");
+		for (char *p = h->goaway; *p; p++)
+			if (*p < 0x20 || *p >= 0x7f)
+				*p = '?';
+	} else if ((f->hd.type == NGHTTP2_HEADERS ||
+	               f->hd.type == NGHTTP2_DATA) &&
+	           f->hd.stream_id == h->stream &&
+	           (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+		/*
+		 * The server ended its side.  nghttp2 closes the stream only
+		 * when ours ends too, and our request body never does: reset
+		 * it (as grpc-go's client does), so the close callback runs
+		 * and the client reconnects.  RFC 9113 makes the server's
+		 * own RST_STREAM optional.
+		 */
+		nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, h->stream,
+		    NGHTTP2_NO_ERROR);
 	}
 	return 0;
+}
+
+const char *
+nds_h2_goaway(const struct nds_h2 *h)
+{
+	return h->goaway[0] ? h->goaway : NULL;
 }
 
 static int

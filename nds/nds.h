@@ -256,7 +256,8 @@ struct nds_client;
 /* What the client reports; see struct nds_client_cbs. */
 enum nds_event {
 	NDS_EV_CONNECTING,   /* detail: the address */
-	NDS_EV_CONNECTED,    /* the ADS stream is open; detail: address */
+	NDS_EV_CONNECTED,    /* HTTP/2 is up (the server's SETTINGS came)
+	                      * and the ADS request sent; detail: address */
 	NDS_EV_DISCONNECTED, /* detail: why (TLS, socket, gRPC status) */
 	NDS_EV_RETRY,        /* next attempt; detail: "in 1.234s" */
 	NDS_EV_ACK,          /* a table was accepted; detail: version */

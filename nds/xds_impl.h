@@ -127,6 +127,9 @@ struct nds_ads_skim {
 	char type_url[256]; /* type_url */
 };
 void nds_ads_skim_init(struct nds_ads_skim *s);
+/* Replaces every byte of s that is not part of valid UTF-8 with '?', so a
+ * string cut at a byte count can go out as a proto3 string. */
+void nds_utf8_sanitize(char *s);
 void nds_ads_skim_feed(struct nds_ads_skim *s, const uint8_t *data, size_t len);
 
 /* Back-off before reconnect attempt n (0 = the first): a random delay in
@@ -188,6 +191,10 @@ int nds_h2_ping(struct nds_h2 *h);
 
 /* Whether the session is still alive (wants to read or write). */
 int nds_h2_alive(const struct nds_h2 *h);
+
+/* The server's GOAWAY as text ("GOAWAY NO_ERROR, last stream 1 "bye""),
+ * or NULL if none came. */
+const char *nds_h2_goaway(const struct nds_h2 *h);
 
 /* The name of an HTTP/2 error code ("PROTOCOL_ERROR", ...). */
 const char *nds_h2_strerror(uint32_t code);

@@ -391,6 +391,47 @@ test_empty_type_url_in_any_is_accepted(void **state)
 	free(tbl);
 }
 
+static void
+test_nack_reason_is_valid_utf8_even_when_cut(void **state)
+{
+	struct nds_ads_result res;
+	char version[300];
+	uint8_t *msg;
+	size_t len, i;
+	static const uint8_t junk[] = {0x0a, 0xff};
+
+	(void)state;
+	/* 'é' is two bytes; after one 'a', "%.100s" cuts the 50th in half */
+	version[0] = 'a';
+	for (i = 1; i + 1 < 200; i += 2) {
+		version[i] = (char)0xc3;
+		version[i + 1] = (char)0xa9;
+	}
+	version[199] = '\0';
+	msg = response(version, "n", NDS_TYPE_URL, NDS_TYPE_URL, junk,
+	    sizeof(junk), NULL, 0, &len);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(res.verdict, NDS_ADS_NACK);
+	for (i = 0; res.reason[i]; i++)
+		if ((uint8_t)res.reason[i] == 0xc3)
+			assert_int_equal((uint8_t)res.reason[i + 1], 0xa9);
+	nds_ads_result_fini(&res);
+	free(msg);
+}
+
+static void
+test_utf8_sanitize_keeps_valid_text_and_marks_the_rest(void **state)
+{
+	char ok[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+	char bad[] = "a\xc3\xe2\x82\xc0\xafz\xed\xa0\x80\xf4\x90\x80\x80";
+
+	(void)state;
+	nds_utf8_sanitize(ok);
+	assert_string_equal(ok, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	nds_utf8_sanitize(bad);
+	assert_string_equal(bad, "a?????z???????");
+}
+
 /* ---- the skimmer ------------------------------------------------------- */
 
 static void
@@ -482,6 +523,9 @@ main(void)
 	    cmocka_unit_test(
 	        test_unknown_fields_from_a_newer_istiod_are_skipped),
 	    cmocka_unit_test(test_empty_type_url_in_any_is_accepted),
+	    cmocka_unit_test(test_nack_reason_is_valid_utf8_even_when_cut),
+	    cmocka_unit_test(
+	        test_utf8_sanitize_keeps_valid_text_and_marks_the_rest),
 	    cmocka_unit_test(test_skim_finds_nonce_after_a_huge_resource),
 	    cmocka_unit_test(
 	        test_skim_gives_up_on_groups_and_cuts_long_strings),
