@@ -518,6 +518,33 @@ reply_ttl(const struct rsv_cache *c, const uint8_t *pkt, const struct scan *s,
 	return 1;
 }
 
+/*
+ * Whether the reply reads the same whatever a render patches into it: the
+ * ID and flags, and every TTL.  A name must not take one of those bytes
+ * for a label length or pointer (a compression pointer into the header, or
+ * a label run over an RR's own fixed fields, is garbage that happens to
+ * parse for the bytes the upstream sent).  With 0x80, a reserved label
+ * type, in all of them, any such name fails.  (Question bytes only change
+ * case; letters are never valid length bytes either way.)  0 or -EINVAL.
+ */
+static int
+patch_safe(struct rsv_cache_entry *e, const uint8_t *reply)
+{
+	uint32_t i;
+	int rc;
+
+	/* The reply holds the original bytes at the same offsets: only a
+	 * trailing OPT's options were taken out of the copy. */
+	memset(e->wire, 0x80, 4);
+	for (i = 0; i < e->nttl; i++)
+		memset(e->wire + e->ttloff[i], 0x80, 4);
+	rc = rsv_msg_check(e->wire, e->wlen);
+	memcpy(e->wire, reply, 4);
+	for (i = 0; i < e->nttl; i++)
+		memcpy(e->wire + e->ttloff[i], reply + e->ttloff[i], 4);
+	return rc;
+}
+
 int
 rsv_cache_entry_build(const struct rsv_cache *c, const struct rsv_cache_key *k,
     const uint8_t *reply, size_t len, uint64_t now,
@@ -556,6 +583,10 @@ rsv_cache_entry_build(const struct rsv_cache *c, const struct rsv_cache_key *k,
 	e->cacheable = (uint8_t)reply_ttl(c, reply, s, &ttl);
 	e->ttl = ttl;
 	copy_reply(e, reply, len, s);
+	if (patch_safe(e, reply) != 0) {
+		free(e);
+		return -EINVAL;
+	}
 	e->stored = now;
 	e->expires = now + (uint64_t)e->ttl * 1000;
 	/* Every TTL counts down to the entry's expiry, not past it. */

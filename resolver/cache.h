@@ -111,8 +111,9 @@ struct rsv_cache_entry *rsv_cache_peek(struct rsv_cache *c,
  * without answers) without an SOA, a TTL of 0.  TTL: the smallest TTL of
  * all RRs (OPT aside) and of SOA MINIMUM fields (RFC 2308 §5), capped by
  * max_ttl, or max_neg_ttl for negative answers; a cacheable entry's TTL
- * fields are lowered to it.  0, -EINVAL (no matching question, malformed)
- * or -ENOMEM.
+ * fields are lowered to it.  0, -EINVAL (no matching question, malformed,
+ * or a name that reads the ID, flags or a TTL, which renders patch) or
+ * -ENOMEM.
  */
 int rsv_cache_entry_build(const struct rsv_cache *c,
     const struct rsv_cache_key *k, const uint8_t *reply, size_t len,

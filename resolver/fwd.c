@@ -608,7 +608,11 @@ fwd_servfail(struct fwd *f, const struct fwd_waiter *w)
 	fwd_deliver(f, w, RSV_SRC_ERROR, olen > 0 ? out : NULL, olen);
 }
 
-/* An upstream reply relayed to w: its ID, truncated to its size (D3). */
+/*
+ * An upstream reply relayed to w: its ID, truncated to its size (D3).
+ * The reply was checked with the first client's ID; for another client
+ * (coalesced, when the cache refused the reply) it is checked again.
+ */
 static void
 fwd_relay(struct fwd *f, const struct fwd_waiter *w, const uint8_t *reply,
     size_t len)
@@ -621,7 +625,13 @@ fwd_relay(struct fwd *f, const struct fwd_waiter *w, const uint8_t *reply,
 		fwd_servfail(f, w);
 		return;
 	}
-	rsv_put16(out, w->q.hdr.id);
+	if (rsv_get16(out) != w->q.hdr.id) {
+		rsv_put16(out, w->q.hdr.id);
+		if (rsv_msg_check(out, olen) != 0) {
+			fwd_servfail(f, w);
+			return;
+		}
+	}
 	f->stats->responses[RSV_SRC_FORWARDED][RSV_RCODE(rsv_get16(out + 2))]++;
 	fwd_deliver(f, w, RSV_SRC_FORWARDED, out, olen);
 }

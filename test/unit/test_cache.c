@@ -452,6 +452,16 @@ test_reply_must_answer_the_key(void **state)
 	    -EINVAL);
 	make_query(&q, 1, 0, "other.example.", RSV_TYPE_A, 0, 0, NULL, 0);
 	key_of(&q, &k);
+	/* a name that reads the ID bytes (owner: a pointer to offset 0,
+	 * the ID's high byte 0: the root) would change with the client's
+	 * ID: refused, though valid as received */
+	memcpy(fx->out, fx->reply, len);
+	rsv_put16(fx->out, 0x0011);
+	fx->out[RSV_HDR_LEN + k.nlen + 4] = 0xc0;
+	fx->out[RSV_HDR_LEN + k.nlen + 5] = 0x00;
+	assert_int_equal(rsv_msg_check(fx->out, len), 0);
+	assert_int_equal(rsv_cache_entry_build(fx->c, &k, fx->out, len, T0, &e),
+	    -EINVAL);
 	/* every cut of the reply is refused, never read past */
 	while (--len > 0)
 		assert_int_equal(rsv_cache_entry_build(fx->c, &k, fx->reply,
