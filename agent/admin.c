@@ -1,11 +1,12 @@
 /*
  * admin.c: the admin HTTP surface on libevent's evhttp, in the DNS loop
- * (SPEC §6): Prometheus metrics, health, and the table as JSON.
+ * (SPEC §6): Prometheus metrics, health, the table and the cache as JSON,
+ * and the cache flush.
  *
  * Bounded so that an admin client can never stall DNS: it binds only the
- * configured address, takes GET only, caps header and body sizes, times
- * idle connections out, and caps open connections (libevent 2.1 has no
- * such limit of its own: see admin_new_conn()).
+ * configured address, takes GET only (and POST /cache/flush), caps header
+ * and body sizes, times idle connections out, and caps open connections
+ * (libevent 2.1 has no such limit of its own: see admin_new_conn()).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -342,6 +343,26 @@ admin_metrics_forwarding(struct evbuffer *b, const struct agent_state *st,
 }
 
 static void
+admin_metrics_cache(struct evbuffer *b, const struct rsv_cache_stats *cs)
+{
+	admin_counter(b, "dnsproxy_cache_hits_total", "counter",
+	    "Queries answered from a fresh cache entry.", cs->hits);
+	admin_counter(b, "dnsproxy_cache_misses_total", "counter",
+	    "Cacheable queries without a fresh cache entry.", cs->misses);
+	admin_counter(b, "dnsproxy_cache_stale_served_total", "counter",
+	    "Answers served from expired entries (RFC 8767).",
+	    cs->stale_served);
+	admin_counter(b, "dnsproxy_cache_prefetches_total", "counter",
+	    "Cache entries refreshed before they expired.", cs->prefetches);
+	admin_counter(b, "dnsproxy_cache_evictions_total", "counter",
+	    "Cache entries dropped to make room.", cs->evictions);
+	admin_counter(b, "dnsproxy_cache_entries", "gauge",
+	    "Entries in the forwarded-answer cache.", cs->entries);
+	admin_counter(b, "dnsproxy_cache_bytes", "gauge",
+	    "Memory held by the forwarded-answer cache.", cs->bytes);
+}
+
+static void
 admin_metrics(struct evhttp_request *req, struct agent_admin *ad)
 {
 	const struct agent_state *st = ad->st;
@@ -358,6 +379,7 @@ admin_metrics(struct evhttp_request *req, struct agent_admin *ad)
 	admin_metrics_table(b, st);
 	admin_metrics_xds(b, st);
 	admin_metrics_forwarding(b, st, rs);
+	admin_metrics_cache(b, &rs->cache);
 	admin_metric_head(b, "dnsproxy_build_info", "gauge",
 	    "dnsproxy build (always 1).");
 	evbuffer_add_printf(b, "dnsproxy_build_info{version=\"%s\"} 1\n",
@@ -392,18 +414,110 @@ admin_table(struct evhttp_request *req, struct agent_admin *ad)
 	evhttp_clear_headers(&params);
 }
 
+/* A JSON string: quote, backslash and control bytes escaped. */
+static void
+admin_json_string(struct evbuffer *b, const char *v)
+{
+	evbuffer_add(b, "\"", 1);
+	for (; *v != '\0'; v++) {
+		unsigned char ch = (unsigned char)*v;
+
+		if (ch == '"' || ch == '\\')
+			evbuffer_add_printf(b, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			evbuffer_add_printf(b, "\\u%04x", ch);
+		else
+			evbuffer_add(b, v, 1);
+	}
+	evbuffer_add(b, "\"", 1);
+}
+
+struct admin_cache_walk {
+	struct evbuffer *b;
+	size_t n;
+};
+
+static void
+admin_cache_entry(const struct rsv_cache_info *e, void *arg)
+{
+	struct admin_cache_walk *w = arg;
+	const char *type = rsv_type_name(e->qtype);
+	static const char *const rcodes[] = {
+	    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN"};
+
+	evbuffer_add_printf(w->b, "%s\n  {\"name\":", w->n++ ? "," : "");
+	admin_json_string(w->b, e->name);
+	if (type != NULL)
+		evbuffer_add_printf(w->b, ",\"type\":\"%s\"", type);
+	else
+		evbuffer_add_printf(w->b, ",\"type\":\"TYPE%u\"", e->qtype);
+	if (e->qclass != 1)
+		evbuffer_add_printf(w->b, ",\"class\":%u", e->qclass);
+	evbuffer_add_printf(w->b,
+	    ",\"rcode\":\"%s\",\"ttl\":%lld,\"stale\":%s,\"size\":%zu,"
+	    "\"do\":%s,\"cd\":%s}",
+	    e->rcode >= 0 && e->rcode < 4 ? rcodes[e->rcode] : "other",
+	    (long long)(e->ttl > 0 ? e->ttl : 0), e->ttl > 0 ? "false" : "true",
+	    e->size, e->dnssec_ok ? "true" : "false",
+	    e->checking_disabled ? "true" : "false");
+}
+
+/* GET /debug/cache: the entries, most recently used first. */
+static void
+admin_cache(struct evhttp_request *req, struct agent_admin *ad)
+{
+	const struct rsv_cache_stats *cs = &rsv_stats(ad->st->rsv)->cache;
+	struct admin_cache_walk w = {evbuffer_new(), 0};
+
+	if (w.b == NULL) {
+		admin_text(req, 500, "Internal Server Error",
+		    "out of memory\n");
+		return;
+	}
+	evbuffer_add_printf(w.b,
+	    "{\"entries\":%llu,\"bytes\":%llu,"
+	    "\"records\":[",
+	    (unsigned long long)cs->entries, (unsigned long long)cs->bytes);
+	rsv_cache_list(ad->st->rsv, admin_cache_entry, &w);
+	evbuffer_add_printf(w.b, "%s]}\n", w.n ? "\n" : "");
+	admin_reply(req, 200, "OK", "application/json", w.b);
+	evbuffer_free(w.b);
+}
+
+/* 405 with the one method the path takes. */
+static void
+admin_not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	    allow);
+	admin_text(req, 405, "Method Not Allowed", "method not allowed\n");
+}
+
 static void
 admin_route(struct evhttp_request *req, void *arg)
 {
 	struct agent_admin *ad = arg;
 	const char *path =
 	    evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	int post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
 
 	if (path == NULL)
 		path = "/";
-	/* Only GET gets here: evhttp answers other methods 501 itself. */
-	if (strcmp(path, "/stats/prometheus") == 0 ||
-	    strcmp(path, "/metrics") == 0)
+	/* GET and POST get here (evhttp answers other methods 501 itself);
+	 * POST only for /cache/flush. */
+	if (strcmp(path, "/cache/flush") == 0) {
+		if (!post) {
+			admin_not_allowed(req, "POST");
+			return;
+		}
+		rsv_cache_clear(ad->st->rsv);
+		admin_text(req, 200, "OK", "cache flushed\n");
+		return;
+	}
+	if (post)
+		admin_not_allowed(req, "GET");
+	else if (strcmp(path, "/stats/prometheus") == 0 ||
+	         strcmp(path, "/metrics") == 0)
 		admin_metrics(req, ad);
 	else if (strcmp(path, "/healthz/live") == 0)
 		admin_text(req, 200, "OK", "live\n");
@@ -420,10 +534,13 @@ admin_route(struct evhttp_request *req, void *arg)
 		admin_json(req, 200, "OK", agent_ndsz_json(ad->st->table));
 	else if (strcmp(path, "/debug/table") == 0)
 		admin_table(req, ad);
+	else if (strcmp(path, "/debug/cache") == 0)
+		admin_cache(req, ad);
 	else
 		admin_text(req, 404, "Not Found",
 		    "endpoints: /stats/prometheus /metrics /healthz/ready "
-		    "/healthz/live /debug/ndsz /debug/table[?name=N]\n");
+		    "/healthz/live /debug/ndsz /debug/table[?name=N] "
+		    "/debug/cache, POST /cache/flush\n");
 }
 
 /* ---- setup ---- */
@@ -489,7 +606,7 @@ agent_admin_open(struct event_base *base, const char *addr,
 		agent_admin_close(ad);
 		return -ENOMEM;
 	}
-	evhttp_set_allowed_methods(ad->http, EVHTTP_REQ_GET);
+	evhttp_set_allowed_methods(ad->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
 	evhttp_set_max_headers_size(ad->http, ADMIN_MAX_HEADERS);
 	evhttp_set_max_body_size(ad->http, ADMIN_MAX_BODY);
 	evhttp_set_timeout(ad->http, ADMIN_TIMEOUT_SEC);

@@ -31,6 +31,11 @@ struct rsv;
 #define AGENT_XDS_TOKEN "./var/run/secrets/tokens/istio-token"
 #define AGENT_XDS_LOCAL_SNI "istiod.istio-system.svc"
 
+/* Bounds of the cache flags. */
+#define AGENT_CACHE_SIZE_MAX 1000000          /* --cache-size */
+#define AGENT_CACHE_BYTES_MIN 4096            /* --cache-max-bytes */
+#define AGENT_MAX_STALE_MAX_MS (168 * 3600e3) /* --cache-max-stale: 7 d */
+
 /* TCP limits (D10). */
 #define AGENT_TCP_MAX_CONNS 1024
 #define AGENT_TCP_MAX_QUERIES 128
@@ -74,6 +79,15 @@ struct agent_config {
 	int fwd_timeout_set;     /* the flag was given (beats the env) */
 	int fwd_parallel_set;    /* the flag was given (beats the env) */
 	uint32_t max_forwards;   /* --max-forwards, default 4096 */
+
+	/* The forwarded-answer cache. */
+	uint32_t cache_size;        /* --cache-size, entries; 0 = off */
+	uint32_t cache_bytes;       /* --cache-max-bytes */
+	uint32_t cache_max_ttl;     /* --cache-max-ttl, seconds */
+	uint32_t cache_max_neg_ttl; /* --cache-max-negative-ttl, seconds */
+	uint32_t cache_max_stale;   /* --cache-max-stale, seconds */
+	uint32_t stale_timeout_ms;  /* --stale-answer-client-timeout */
+
 	enum agent_log_level log_level;
 	enum agent_log_format log_format;
 	const char *admin;         /* --admin ADDR or "off"; default

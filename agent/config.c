@@ -45,6 +45,12 @@ enum {
 	OPT_CLUSTER_ID,
 	OPT_SNAPSHOT,
 	OPT_FWD_BEFORE_SYNC,
+	OPT_CACHE_SIZE,
+	OPT_CACHE_BYTES,
+	OPT_CACHE_MAX_TTL,
+	OPT_CACHE_MAX_NEG_TTL,
+	OPT_CACHE_MAX_STALE,
+	OPT_STALE_TIMEOUT,
 };
 
 static const struct option config_options[] = {
@@ -77,6 +83,12 @@ static const struct option config_options[] = {
     {"cluster-id", required_argument, NULL, OPT_CLUSTER_ID},
     {"snapshot", required_argument, NULL, OPT_SNAPSHOT},
     {"forward-before-sync", no_argument, NULL, OPT_FWD_BEFORE_SYNC},
+    {"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
+    {"cache-max-bytes", required_argument, NULL, OPT_CACHE_BYTES},
+    {"cache-max-ttl", required_argument, NULL, OPT_CACHE_MAX_TTL},
+    {"cache-max-negative-ttl", required_argument, NULL, OPT_CACHE_MAX_NEG_TTL},
+    {"cache-max-stale", required_argument, NULL, OPT_CACHE_MAX_STALE},
+    {"stale-answer-client-timeout", required_argument, NULL, OPT_STALE_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -135,6 +147,24 @@ agent_usage(FILE *out)
 	    "                         DNS_FORWARD_PARALLEL=true)",
 	    "  --max-forwards N       forwards in flight; beyond, SERVFAIL",
 	    "                         (default 4096)",
+	    "  --cache-size N         forwarded answers cached (default 10000;",
+	    "                         0 turns the cache off, and with it",
+	    "                         coalescing, serve-stale and prefetch)",
+	    "  --cache-max-bytes N    memory the cache may hold, in bytes",
+	    "                         (default 16777216)",
+	    "  --cache-max-ttl SECONDS",
+	    "                         longest a positive answer is cached",
+	    "                         (default 300)",
+	    "  --cache-max-negative-ttl SECONDS",
+	    "                         longest an NXDOMAIN/NODATA answer is",
+	    "                         cached (default 30; 0: not cached)",
+	    "  --cache-max-stale DUR  how long past expiry an answer may",
+	    "                         still be served when no upstream",
+	    "                         answers (default 1h; 0: never)",
+	    "  --stale-answer-client-timeout DUR",
+	    "                         how long a client waits for the",
+	    "                         upstreams before it gets the stale",
+	    "                         answer (default 1.8s; 0: at once)",
 	    "  --ttl SECONDS          TTL of local answers (default 30)",
 	    "  --max-tcp-connections N",
 	    "                         concurrent TCP clients; more are closed",
@@ -159,7 +189,8 @@ agent_usage(FILE *out)
 	    "--forward-before-sync).  xDS node metadata: every ISTIO_META_K",
 	    "variable as K, plus DNS_CAPTURE, NAMESPACE, CLUSTER_ID and",
 	    "INSTANCE_IPS; XDS_HEADER_N=V adds the request header N.",
-	    "SIGHUP reloads --table; SIGTERM/SIGINT stop (exit 0).",
+	    "SIGHUP reloads --table and empties the cache; SIGTERM/SIGINT",
+	    "stop (exit 0).",
 	    "Exit codes: 0 ok, 1 runtime or file error, 2 usage error.",
 	};
 	size_t i;
@@ -199,8 +230,9 @@ config_uint(const char *s, uint32_t *ttl)
 	return 0;
 }
 
-int
-agent_parse_duration(const char *s, uint32_t *ms)
+/* A Go duration up to max_ms; "0" (any unit) only when zero_ok. */
+static int
+config_duration(const char *s, double max_ms, int zero_ok, uint32_t *ms)
 {
 	static const struct {
 		const char *unit;
@@ -212,6 +244,10 @@ agent_parse_duration(const char *s, uint32_t *ms)
 
 	if (*s == '\0')
 		return -EINVAL;
+	if (zero_ok && strcmp(s, "0") == 0) { /* Go: "0" needs no unit */
+		*ms = 0;
+		return 0;
+	}
 	while (*s != '\0') {
 		const char *end = s;
 		double v = 0, scale = 1;
@@ -238,10 +274,16 @@ agent_parse_duration(const char *s, uint32_t *ms)
 		total += v * units[i].ms;
 		s = end + strlen(units[i].unit);
 	}
-	if (total <= 0 || total > 3600e3)
+	if (total < 0 || (total == 0 && !zero_ok) || total > max_ms)
 		return -EINVAL;
-	*ms = total < 1 ? 1 : (uint32_t)(total + 0.999);
+	*ms = total == 0 ? 0 : total < 1 ? 1 : (uint32_t)(total + 0.999);
 	return 0;
+}
+
+int
+agent_parse_duration(const char *s, uint32_t *ms)
+{
+	return config_duration(s, 3600e3, 0, ms);
 }
 
 /* --upstream IP[:PORT] / [IPv6][:PORT] / bare IPv6 (port 53). */
@@ -476,11 +518,70 @@ config_defaults(struct agent_config *cfg)
 	cfg->tcp_max_conns = AGENT_TCP_MAX_CONNS;
 	cfg->fwd_timeout_ms = RSV_TIMEOUT_MS_DEFAULT;
 	cfg->max_forwards = RSV_MAX_FORWARDS_DEFAULT;
+	cfg->cache_size = RSV_CACHE_SIZE_DEFAULT;
+	cfg->cache_bytes = RSV_CACHE_BYTES_DEFAULT;
+	cfg->cache_max_ttl = RSV_CACHE_MAX_TTL_DEFAULT;
+	cfg->cache_max_neg_ttl = RSV_CACHE_MAX_NEG_TTL_DEFAULT;
+	cfg->cache_max_stale = RSV_CACHE_MAX_STALE_DEFAULT;
+	cfg->stale_timeout_ms = RSV_STALE_TIMEOUT_MS_DEFAULT;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->log_format = LOG_FMT_TEXT;
 	cfg->admin = AGENT_ADMIN_DEFAULT;
 	cfg->xds_root_cert = AGENT_XDS_ROOT_CERT;
 	cfg->xds_token = AGENT_XDS_TOKEN;
+}
+
+/* The cache's flags. */
+static int
+config_cache_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
+    size_t errlen)
+{
+	uint32_t v;
+
+	switch (opt) {
+	case OPT_CACHE_SIZE:
+		if (config_uint(arg, &cfg->cache_size) != 0 ||
+		    cfg->cache_size > AGENT_CACHE_SIZE_MAX)
+			return config_fail(err, errlen,
+			    "--cache-size %s: expected 0..%d", arg,
+			    AGENT_CACHE_SIZE_MAX);
+		return 0;
+	case OPT_CACHE_BYTES:
+		if (config_uint(arg, &cfg->cache_bytes) != 0 ||
+		    cfg->cache_bytes < AGENT_CACHE_BYTES_MIN)
+			return config_fail(err, errlen,
+			    "--cache-max-bytes %s: expected %d..2147483647",
+			    arg, AGENT_CACHE_BYTES_MIN);
+		return 0;
+	case OPT_CACHE_MAX_TTL:
+	case OPT_CACHE_MAX_NEG_TTL:
+		if (config_uint(arg, &v) != 0)
+			return config_fail(err, errlen,
+			    "--%s %s: expected seconds (0..2147483647)",
+			    opt == OPT_CACHE_MAX_TTL ? "cache-max-ttl"
+			                             : "cache-max-negative-ttl",
+			    arg);
+		*(opt == OPT_CACHE_MAX_TTL ? &cfg->cache_max_ttl
+		                           : &cfg->cache_max_neg_ttl) = v;
+		return 0;
+	case OPT_CACHE_MAX_STALE:
+		if (config_duration(arg, AGENT_MAX_STALE_MAX_MS, 1, &v) != 0)
+			return config_fail(err, errlen,
+			    "--cache-max-stale %s: expected a duration such as "
+			    "1h or 30m (0..168h)",
+			    arg);
+		cfg->cache_max_stale = v / 1000 + (v % 1000 != 0);
+		return 0;
+	case OPT_STALE_TIMEOUT:
+		if (config_duration(arg, 3600e3, 1, &cfg->stale_timeout_ms) !=
+		    0)
+			return config_fail(err, errlen,
+			    "--stale-answer-client-timeout %s: expected a "
+			    "duration such as 1.8s or 500ms (0..1h)",
+			    arg);
+		return 0;
+	}
+	return config_fail(err, errlen, "internal: unhandled option %d", opt);
 }
 
 /* One flag; listen addresses are collected by the caller. */
@@ -545,6 +646,13 @@ config_flag(struct agent_config *cfg, int opt, const char *arg, char *err,
 			return config_fail(err, errlen,
 			    "--max-forwards %s: expected 1..1000000", arg);
 		return 0;
+	case OPT_CACHE_SIZE:
+	case OPT_CACHE_BYTES:
+	case OPT_CACHE_MAX_TTL:
+	case OPT_CACHE_MAX_NEG_TTL:
+	case OPT_CACHE_MAX_STALE:
+	case OPT_STALE_TIMEOUT:
+		return config_cache_flag(cfg, opt, arg, err, errlen);
 	case OPT_LOG_LEVEL:
 		if (config_level(arg, &cfg->log_level) != 0)
 			return config_fail(err, errlen,

@@ -236,6 +236,10 @@ agent_on_hup(evutil_socket_t sig, short what, void *arg)
 	struct nds_table *t;
 
 	(void)sig, (void)what;
+	if (a->st.rsv != NULL) {
+		rsv_cache_clear(a->st.rsv);
+		log_info("SIGHUP: cache emptied");
+	}
 	if (a->cfg.table_path == NULL) {
 		log_info("SIGHUP: no --table to reload");
 		return;
@@ -331,6 +335,12 @@ agent_resolver(struct agent_ctx *a)
 	    .max_forwards = a->cfg.max_forwards,
 	    .log_reply = agent_on_reply,
 	    .forward_before_sync = a->cfg.forward_before_sync,
+	    .cache_entries = a->cfg.cache_size,
+	    .cache_bytes = a->cfg.cache_bytes,
+	    .cache_max_ttl = a->cfg.cache_max_ttl,
+	    .cache_max_neg_ttl = a->cfg.cache_max_neg_ttl,
+	    .cache_max_stale = a->cfg.cache_max_stale,
+	    .stale_timeout_ms = a->cfg.stale_timeout_ms,
 	};
 	const char *const *names;
 	const uint64_t *fails;
@@ -351,6 +361,14 @@ agent_resolver(struct agent_ctx *a)
 	    a->cfg.fwd_timeout_ms,
 	    a->cfg.fwd_attempts ? a->cfg.fwd_attempts : (unsigned)(2 * n),
 	    a->cfg.fwd_parallel ? "parallel" : "one server at a time");
+	if (a->cfg.cache_size == 0)
+		log_info("cache: off");
+	else
+		log_info("cache: %u entries, %u bytes, TTL <= %u s, negative "
+		         "<= %u s, stale <= %u s after %u ms",
+		    a->cfg.cache_size, a->cfg.cache_bytes, a->cfg.cache_max_ttl,
+		    a->cfg.cache_max_neg_ttl, a->cfg.cache_max_stale,
+		    a->cfg.stale_timeout_ms);
 	return 0;
 }
 

@@ -80,6 +80,10 @@ struct fwd {
 	int parallel;
 	int destroying;             /* no new attempts: answer and go */
 	rsv_log_fn log;             /* query log, or NULL */
+	struct rsv_cache *cache;    /* borrowed; NULL: no cache */
+	unsigned stale_timeout_ms;  /* wait before serving stale */
+	struct fwd_query **flights; /* keyed exchanges, by key and transport */
+	size_t flight_mask;         /* buckets - 1 */
 	uint64_t ids[FWD_ID_WORDS]; /* outgoing IDs in flight (bitmap) */
 	/* The last UDP datagram read, whole (see fwd_recvfrom()). */
 	const struct fwd_chan *dgram_chan;
@@ -93,25 +97,48 @@ struct fwd_attempt {
 	size_t server;
 };
 
-struct fwd_query {
-	struct fwd *f;
+/* A client waiting for an exchange's reply. */
+struct fwd_waiter {
+	TAILQ_ENTRY(fwd_waiter) entry;
 	rsv_reply_fn cb;
 	void *arg;
-	struct rsv_query q; /* the client's question, for SERVFAIL */
+	struct rsv_query q; /* its query: ID, question case, RD, size */
 	enum rsv_transport tr;
-	size_t limit; /* the client's reply size limit */
-	uint8_t *msg; /* the client's query with our ID */
+	size_t limit;          /* its reply size limit */
+	struct timespec start; /* when its query came */
+	int embedded;          /* the exchange's own: not freed alone */
+};
+TAILQ_HEAD(fwd_waiters, fwd_waiter);
+
+/*
+ * One upstream exchange: the attempts for one query, and every client
+ * waiting for its reply.  Keyed exchanges (the cache is on and the query
+ * may use it) sit in the flight table, so that identical queries join
+ * them instead of going upstream too, and put their reply in the cache.
+ */
+struct fwd_query {
+	struct fwd *f;
+	struct fwd_waiters waiters; /* in arrival order; may be empty */
+	struct fwd_waiter first;    /* the client who started it */
+	struct rsv_query q;         /* the question sent, for the cut reply */
+	enum rsv_transport tr;
+	uint8_t *msg; /* the query sent, with our ID */
 	size_t len;
 	uint16_t out_id;
 	unsigned sent;    /* attempts started */
 	unsigned pending; /* ares_send() callbacks still to come */
-	int done;         /* the client has its reply */
+	int done;         /* the reply is known */
 	uint8_t *last;    /* last upstream failure reply (SERVFAIL,
 	                   * REFUSED), relayed if nothing better */
 	size_t lastlen;
 	struct timespec start;
-	uint32_t *order;          /* server order for this query */
-	struct fwd_attempt att[]; /* one per attempt */
+	uint32_t *order; /* server order for this query */
+	int keyed;       /* in the flight table under key */
+	struct rsv_cache_key key;
+	struct fwd_query *hnext;   /* flight table chain */
+	struct event *stale_timer; /* serve-stale deadline, or NULL */
+	int stale_fired;           /* its waiters got the stale answer */
+	struct fwd_attempt att[];  /* one per attempt */
 };
 
 /* ---- IDs ---- */
@@ -379,10 +406,24 @@ fwd_name(const struct rsv_upstream *u, char *buf, size_t len)
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
+/* The flight table: a bucket per forward in flight, up to 64k. */
+static int
+fwd_flights_init(struct fwd *f)
+{
+	size_t n = 16;
+
+	while (n < f->max_forwards && n < 65536)
+		n *= 2;
+	if ((f->flights = calloc(n, sizeof(*f->flights))) == NULL)
+		return -ENOMEM;
+	f->flight_mask = n - 1;
+	return 0;
+}
+
 int
 fwd_create(struct event_base *base, const struct rsv_config *cfg,
-    const struct rsv_rng *rng, struct rsv_stats *stats, struct fwd **out,
-    char *err, size_t errlen)
+    const struct rsv_rng *rng, struct rsv_stats *stats, struct rsv_cache *cache,
+    struct fwd **out, char *err, size_t errlen)
 {
 	size_t n = cfg->nupstreams, i;
 	struct fwd *f;
@@ -402,6 +443,10 @@ fwd_create(struct event_base *base, const struct rsv_config *cfg,
 	    cfg->max_forwards ? cfg->max_forwards : RSV_MAX_FORWARDS_DEFAULT;
 	f->parallel = cfg->parallel;
 	f->log = cfg->log_reply;
+	f->cache = cache;
+	f->stale_timeout_ms = cfg->stale_timeout_ms;
+	if (cache != NULL && fwd_flights_init(f) != 0)
+		goto fail;
 	if (n > 0 && ((f->names = calloc(n, sizeof(*f->names))) == NULL ||
 	                 (f->name_ptrs = calloc(n, sizeof(char *))) == NULL ||
 	                 (f->failures = calloc(n, sizeof(uint64_t))) == NULL ||
@@ -438,9 +483,100 @@ fwd_elapsed(const struct timespec *start)
 	       (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
+static uint64_t
+fwd_now_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return rsv_ms(&now);
+}
+
+static void
+fwd_waiter_init(struct fwd_waiter *w, const struct rsv_query *q,
+    enum rsv_transport tr, const struct timespec *t0, rsv_reply_fn cb,
+    void *arg)
+{
+	w->cb = cb;
+	w->arg = arg;
+	w->q = *q;
+	w->q.opt.rdata = NULL; /* points into the packet, which we don't keep */
+	w->tr = tr;
+	w->limit = tr == RSV_TCP ? RSV_MSG_MAX : rsv_udp_limit(q);
+	w->start = *t0;
+}
+
+static void
+fwd_waiter_free(struct fwd_waiter *w)
+{
+	if (!w->embedded)
+		free(w);
+}
+
+/* ---- the flight table (keyed exchanges) ---- */
+
+static size_t
+fwd_flight_bucket(const struct fwd *f, const struct rsv_cache_key *k,
+    enum rsv_transport tr)
+{
+	return (k->hash ^ (tr == RSV_TCP ? 0x9e3779b9u : 0)) & f->flight_mask;
+}
+
+static struct fwd_query *
+fwd_flight_find(const struct fwd *f, const struct rsv_cache_key *k,
+    enum rsv_transport tr)
+{
+	struct fwd_query *fq;
+
+	for (fq = f->flights[fwd_flight_bucket(f, k, tr)]; fq != NULL;
+	     fq = fq->hnext)
+		if (fq->tr == tr && rsv_cache_key_equal(&fq->key, k))
+			return fq;
+	return NULL;
+}
+
+static void
+fwd_flight_add(struct fwd_query *fq, const struct rsv_cache_key *k)
+{
+	struct fwd *f = fq->f;
+	size_t b = fwd_flight_bucket(f, k, fq->tr);
+
+	fq->key = *k;
+	fq->keyed = 1;
+	fq->hnext = f->flights[b];
+	f->flights[b] = fq;
+}
+
+/* The reply is known: later queries start an exchange of their own. */
+static void
+fwd_flight_end(struct fwd_query *fq)
+{
+	struct fwd_query **pp;
+
+	if (fq->stale_timer != NULL)
+		evtimer_del(fq->stale_timer);
+	if (!fq->keyed)
+		return;
+	pp = &fq->f->flights[fwd_flight_bucket(fq->f, &fq->key, fq->tr)];
+	while (*pp != NULL && *pp != fq)
+		pp = &(*pp)->hnext;
+	if (*pp == fq)
+		*pp = fq->hnext;
+	fq->keyed = 0;
+}
+
 static void
 fwd_query_free(struct fwd_query *fq)
 {
+	struct fwd_waiter *w;
+
+	fwd_flight_end(fq);
+	while ((w = TAILQ_FIRST(&fq->waiters)) != NULL) { /* none left */
+		TAILQ_REMOVE(&fq->waiters, w, entry);
+		fwd_waiter_free(w);
+	}
+	if (fq->stale_timer != NULL)
+		event_free(fq->stale_timer);
 	fwd_id_set(fq->f, fq->out_id, 0);
 	fq->f->stats->fwd_inflight--;
 	free(fq->msg);
@@ -448,46 +584,149 @@ fwd_query_free(struct fwd_query *fq)
 	free(fq);
 }
 
+/* ---- replies to clients ---- */
+
 static void
-fwd_deliver(struct fwd_query *fq, enum rsv_source src, const uint8_t *reply,
-    size_t len)
+fwd_deliver(struct fwd *f, const struct fwd_waiter *w, enum rsv_source src,
+    const uint8_t *reply, size_t len)
 {
-	rsv_deliver(fq->f->log, fq->tr, src, 0, &fq->start, fq->cb, fq->arg,
-	    reply, len);
+	rsv_deliver(f->log, w->tr, src, 0, &w->start, w->cb, w->arg, reply,
+	    len);
 }
 
-/* Tells the client, once: reply (already the client's) or SERVFAIL. */
+/* Our SERVFAIL to w's query (SPEC §4 "All fail"). */
+static void
+fwd_servfail(struct fwd *f, const struct fwd_waiter *w)
+{
+	uint8_t out[RSV_MSG_MAX];
+	size_t olen = 0;
+
+	if (rsv_answer_error(&w->q, RSV_SERVFAIL, 1, out, sizeof(out), &olen) !=
+	    0)
+		olen = 0;
+	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
+	fwd_deliver(f, w, RSV_SRC_ERROR, olen > 0 ? out : NULL, olen);
+}
+
+/*
+ * An upstream reply relayed to w: its ID, truncated to its size (D3).
+ * The reply was checked with the first client's ID; for another client
+ * (coalesced, when the cache refused the reply) it is checked again.
+ */
+static void
+fwd_relay(struct fwd *f, const struct fwd_waiter *w, const uint8_t *reply,
+    size_t len)
+{
+	uint8_t out[RSV_MSG_MAX];
+	size_t olen = 0;
+
+	if (reply == NULL || rsv_msg_truncate(reply, len, w->limit, out,
+	                         sizeof(out), &olen) != 0) {
+		fwd_servfail(f, w);
+		return;
+	}
+	if (rsv_get16(out) != w->q.hdr.id) {
+		rsv_put16(out, w->q.hdr.id);
+		if (rsv_msg_check(out, olen) != 0) {
+			fwd_servfail(f, w);
+			return;
+		}
+	}
+	f->stats->responses[RSV_SRC_FORWARDED][RSV_RCODE(rsv_get16(out + 2))]++;
+	fwd_deliver(f, w, RSV_SRC_FORWARDED, out, olen);
+}
+
+/* A reply made from a cache entry (fresh, just built, or stale). */
+static void
+fwd_answer_entry(struct fwd *f, const struct fwd_waiter *w,
+    const struct rsv_cache_entry *e, uint64_t now, int stale)
+{
+	uint8_t out[RSV_MSG_MAX];
+	size_t olen = 0;
+
+	if (rsv_cache_render(e, &w->q, now, stale, w->limit, out, sizeof(out),
+	        &olen) != 0) {
+		fwd_servfail(f, w);
+		return;
+	}
+	if (stale)
+		f->stats->cache.stale_served++;
+	f->stats->responses[RSV_SRC_FORWARDED][RSV_RCODE(rsv_get16(out + 2))]++;
+	fwd_deliver(f, w, RSV_SRC_FORWARDED, out, olen);
+}
+
+/*
+ * Every upstream failed: the waiters get the cached answer, stale if it
+ * expired (RFC 8767), instead of a failure.  Returns 0 when there is no
+ * usable entry.  A failed refresh marks the entry, so that later queries
+ * get it at once while refreshes go on in the background.
+ */
+static int
+fwd_serve_stale(struct fwd_query *fq, uint64_t now, int failed)
+{
+	struct fwd *f = fq->f;
+	struct rsv_cache_entry *e = rsv_cache_peek(f->cache, &fq->key, now);
+	struct fwd_waiter *w;
+	int stale;
+
+	if (e == NULL)
+		return 0;
+	stale = !rsv_cache_entry_fresh(e, now);
+	if (stale && failed)
+		rsv_cache_entry_set_failed(e);
+	while ((w = TAILQ_FIRST(&fq->waiters)) != NULL) {
+		TAILQ_REMOVE(&fq->waiters, w, entry);
+		fwd_answer_entry(f, w, e, now, stale);
+		fwd_waiter_free(w);
+	}
+	return 1;
+}
+
+/*
+ * The exchange is over: reply (good or the last failure) or NULL.  The
+ * client who started it gets the reply relayed as before; clients who
+ * joined get the cache's copy of it (their ID and case, COOKIE taken
+ * out), and a cacheable reply is stored.
+ */
 static void
 fwd_finish(struct fwd_query *fq, const uint8_t *reply, size_t len, int good)
 {
 	struct fwd *f = fq->f;
-	uint8_t out[RSV_MSG_MAX];
+	struct rsv_cache_entry *e = NULL;
+	struct fwd_waiter *w;
 	double secs = fwd_elapsed(&fq->start);
-	size_t olen = 0, b;
+	uint64_t now = 0;
+	int keyed = fq->keyed;
+	size_t b;
 
 	fq->done = 1;
+	fwd_flight_end(fq); /* the next identical query goes upstream */
 	for (b = 0; b < RSV_FWD_BUCKETS && secs > rsv_fwd_bucket_bounds[b]; b++)
 		;
 	f->stats->fwd_duration[b]++;
 	f->stats->fwd_duration_sum += secs;
 	if (!good)
 		f->stats->fwd_failures++;
-	if (reply == NULL && f->destroying) {
-		fwd_deliver(fq, RSV_SRC_ERROR, NULL, 0);
-		return;
+	if (keyed && !f->destroying) {
+		now = fwd_now_ms();
+		if (good && reply != NULL)
+			(void)rsv_cache_entry_build(f->cache, &fq->key, reply,
+			    len, now, &e);
+		else if (fwd_serve_stale(fq, now, 1))
+			return;
 	}
-	if (reply != NULL && rsv_msg_truncate(reply, len, fq->limit, out,
-	                         sizeof(out), &olen) == 0) {
-		f->stats->responses[RSV_SRC_FORWARDED]
-		                   [RSV_RCODE(rsv_get16(out + 2))]++;
-		fwd_deliver(fq, RSV_SRC_FORWARDED, out, olen);
-		return;
+	while ((w = TAILQ_FIRST(&fq->waiters)) != NULL) {
+		TAILQ_REMOVE(&fq->waiters, w, entry);
+		if (reply == NULL && f->destroying)
+			fwd_deliver(f, w, RSV_SRC_ERROR, NULL, 0);
+		else if (e != NULL && w != &fq->first)
+			fwd_answer_entry(f, w, e, now, 0);
+		else
+			fwd_relay(f, w, reply, len);
+		fwd_waiter_free(w);
 	}
-	if (rsv_answer_error(&fq->q, RSV_SERVFAIL, 1, out, sizeof(out),
-	        &olen) != 0)
-		olen = 0;
-	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
-	fwd_deliver(fq, RSV_SRC_ERROR, olen > 0 ? out : NULL, olen);
+	if (e != NULL)
+		rsv_cache_insert(f->cache, e);
 }
 
 /*
@@ -615,38 +854,37 @@ fwd_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 		fwd_query_free(fq);
 }
 
-void
-fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
+/*
+ * A new exchange for the query pkt (parsed into q), not started, or NULL
+ * (no server, no memory).  w, if any, is its first waiter.
+ */
+static struct fwd_query *
+fwd_exchange_new(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
     size_t len, enum rsv_transport tr, const struct timespec *t0,
     rsv_reply_fn cb, void *arg)
 {
 	struct fwd_query *fq;
 	size_t i;
 
-	f->stats->forwarded++;
-	if (f->stats->fwd_inflight >= f->max_forwards) {
-		f->stats->fwd_rejected++;
-		goto servfail;
-	}
 	if (f->nservers == 0 ||
 	    (fq = calloc(1, sizeof(*fq) + f->attempts * sizeof(fq->att[0]) +
-	                        f->nservers * sizeof(uint32_t))) == NULL) {
-		f->stats->fwd_failures++;
-		goto servfail;
-	}
+	                        f->nservers * sizeof(uint32_t))) == NULL)
+		return NULL;
 	if ((fq->msg = malloc(len)) == NULL) {
 		free(fq);
-		f->stats->fwd_failures++;
-		goto servfail;
+		return NULL;
 	}
 	fq->f = f;
+	TAILQ_INIT(&fq->waiters);
+	if (cb != NULL) {
+		fwd_waiter_init(&fq->first, q, tr, t0, cb, arg);
+		fq->first.embedded = 1;
+		TAILQ_INSERT_TAIL(&fq->waiters, &fq->first, entry);
+	}
 	fq->order = (uint32_t *)(void *)&fq->att[f->attempts];
-	fq->cb = cb;
-	fq->arg = arg;
 	fq->q = *q;
 	fq->q.opt.rdata = NULL; /* points into pkt, which we don't keep */
 	fq->tr = tr;
-	fq->limit = tr == RSV_TCP ? RSV_MSG_MAX : rsv_udp_limit(q);
 	memcpy(fq->msg, pkt, len);
 	fq->len = len;
 	fq->out_id = fwd_id_take(f);
@@ -654,20 +892,161 @@ fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
 	for (i = 0; i < f->nservers; i++)
 		fq->order[i] = (uint32_t)i;
 	rsv_shuffle(fq->order, f->nservers, f->rng); /* random per query */
-	fq->start = *t0;
+	if (t0 != NULL)
+		fq->start = *t0;
+	else
+		clock_gettime(CLOCK_MONOTONIC, &fq->start);
 	f->stats->fwd_inflight++;
-	fwd_next(fq);
-	return;
-servfail : {
-	uint8_t out[RSV_MSG_MAX];
-	size_t olen = 0;
-
-	if (rsv_answer_error(q, RSV_SERVFAIL, 1, out, sizeof(out), &olen) != 0)
-		olen = 0;
-	f->stats->responses[RSV_SRC_ERROR][RSV_SERVFAIL]++;
-	rsv_deliver(f->log, tr, RSV_SRC_ERROR, 0, t0, cb, arg,
-	    olen > 0 ? out : NULL, olen);
+	return fq;
 }
+
+/* SERVFAIL for a client whose query could not go upstream. */
+static void
+fwd_refuse(struct fwd *f, const struct rsv_query *q, enum rsv_transport tr,
+    const struct timespec *t0, rsv_reply_fn cb, void *arg)
+{
+	struct fwd_waiter w;
+
+	fwd_waiter_init(&w, q, tr, t0, cb, arg);
+	fwd_servfail(f, &w);
+}
+
+void
+fwd_query(struct fwd *f, const struct rsv_query *q, const uint8_t *pkt,
+    size_t len, enum rsv_transport tr, const struct timespec *t0,
+    rsv_reply_fn cb, void *arg)
+{
+	struct fwd_query *fq;
+
+	f->stats->forwarded++;
+	if (f->stats->fwd_inflight >= f->max_forwards) {
+		f->stats->fwd_rejected++;
+		fwd_refuse(f, q, tr, t0, cb, arg);
+		return;
+	}
+	if ((fq = fwd_exchange_new(f, q, pkt, len, tr, t0, cb, arg)) == NULL) {
+		f->stats->fwd_failures++;
+		fwd_refuse(f, q, tr, t0, cb, arg);
+		return;
+	}
+	fwd_next(fq); /* may finish and free fq */
+}
+
+void
+fwd_refresh(struct fwd *f, const struct rsv_cache_key *k,
+    const struct rsv_query *q, const uint8_t *pkt, size_t len,
+    enum rsv_transport tr, int prefetch)
+{
+	struct fwd_query *fq;
+
+	if (f->cache == NULL || fwd_flight_find(f, k, tr) != NULL ||
+	    f->stats->fwd_inflight >= f->max_forwards)
+		return; /* one at a time, and never past the cap */
+	if ((fq = fwd_exchange_new(f, q, pkt, len, tr, NULL, NULL, NULL)) ==
+	    NULL)
+		return;
+	f->stats->forwarded++;
+	if (prefetch)
+		f->stats->cache.prefetches++;
+	fwd_flight_add(fq, k);
+	fwd_next(fq);
+}
+
+/* The serve-stale deadline of an exchange: its waiters get the stale
+ * answer; the exchange goes on and refreshes the cache. */
+static void
+fwd_on_stale(evutil_socket_t fd, short what, void *arg)
+{
+	struct fwd_query *fq = arg;
+
+	(void)fd, (void)what;
+	if (fq->done)
+		return;
+	/* An entry flushed or evicted meanwhile: keep waiting. */
+	if (fwd_serve_stale(fq, fwd_now_ms(), 0) == 0)
+		return;
+	fq->stale_fired = 1;
+}
+
+/* Clients of fq wait at most --stale-answer-client-timeout from now. */
+static void
+fwd_arm_stale(struct fwd_query *fq)
+{
+	struct fwd *f = fq->f;
+	struct timeval tv;
+
+	if (fq->stale_timer != NULL || fq->stale_fired ||
+	    (fq->stale_timer = evtimer_new(f->base, fwd_on_stale, fq)) == NULL)
+		return;
+	tv.tv_sec = f->stale_timeout_ms / 1000;
+	tv.tv_usec = (f->stale_timeout_ms % 1000) * 1000;
+	evtimer_add(fq->stale_timer, &tv);
+}
+
+/* The stale answer at once, and a refresh behind it. */
+static int
+fwd_stale_now(struct fwd *f, const struct rsv_cache_key *k,
+    const struct fwd_query *fq, const struct rsv_query *q, const uint8_t *pkt,
+    size_t len, enum rsv_transport tr, const struct timespec *t0,
+    rsv_reply_fn cb, void *arg)
+{
+	uint64_t now = rsv_ms(t0);
+	struct rsv_cache_entry *e = rsv_cache_peek(f->cache, k, now);
+	struct fwd_waiter w;
+
+	if (e == NULL || rsv_cache_entry_fresh(e, now))
+		return 0;
+	fwd_waiter_init(&w, q, tr, t0, cb, arg);
+	fwd_answer_entry(f, &w, e, now, 1);
+	if (fq == NULL)
+		fwd_refresh(f, k, q, pkt, len, tr, 0);
+	return 1;
+}
+
+void
+fwd_query_cached(struct fwd *f, const struct rsv_cache_key *k,
+    const struct rsv_query *q, const uint8_t *pkt, size_t len,
+    enum rsv_transport tr, const struct timespec *t0, rsv_reply_fn cb,
+    void *arg, int stale)
+{
+	struct fwd_query *fq = fwd_flight_find(f, k, tr);
+	struct rsv_cache_entry *e = NULL;
+	struct fwd_waiter *w;
+
+	if (stale)
+		e = rsv_cache_peek(f->cache, k, rsv_ms(t0));
+	/* After a failed refresh, or once this exchange's clients got
+	 * the stale answer, nobody waits for the upstreams again. */
+	if (e != NULL &&
+	    (rsv_cache_entry_failed(e) || f->stale_timeout_ms == 0 ||
+	        (fq != NULL && fq->stale_fired)) &&
+	    fwd_stale_now(f, k, fq, q, pkt, len, tr, t0, cb, arg))
+		return;
+	if (fq != NULL && (w = calloc(1, sizeof(*w))) != NULL) {
+		fwd_waiter_init(w, q, tr, t0, cb, arg);
+		TAILQ_INSERT_TAIL(&fq->waiters, w, entry);
+		if (e != NULL) /* e.g. a prefetch that outlived the entry */
+			fwd_arm_stale(fq);
+		return; /* coalesced */
+	}
+	f->stats->forwarded++;
+	if (f->stats->fwd_inflight >= f->max_forwards ||
+	    (fq = fwd_exchange_new(f, q, pkt, len, tr, t0, cb, arg)) == NULL) {
+		if (e != NULL &&
+		    fwd_stale_now(f, k, NULL, q, pkt, len, tr, t0, cb, arg))
+			return;
+		if (f->stats->fwd_inflight >= f->max_forwards)
+			f->stats->fwd_rejected++;
+		else
+			f->stats->fwd_failures++;
+		fwd_refuse(f, q, tr, t0, cb, arg);
+		return;
+	}
+	if (fwd_flight_find(f, k, tr) == NULL) /* else: a coalescing miss */
+		fwd_flight_add(fq, k);
+	if (e != NULL)
+		fwd_arm_stale(fq);
+	fwd_next(fq); /* may finish and free fq */
 }
 
 size_t
@@ -693,5 +1072,6 @@ fwd_destroy(struct fwd *f)
 	free(f->names);
 	free(f->name_ptrs);
 	free(f->failures);
+	free(f->flights);
 	free(f);
 }

@@ -12,6 +12,7 @@
 
 #include "nds/nds.h"
 #include "resolver/answer.h"
+#include "resolver/cache.h"
 #include "resolver/fwd.h"
 #include "resolver/wire.h"
 
@@ -20,6 +21,8 @@ struct rsv {
 	struct rsv_rng rng;       /* D6 random source */
 	struct rsv_stats stats;   /* counters for the admin surface */
 	struct fwd *fwd;          /* the upstreams (SPEC §4) */
+	struct rsv_cache *cache;  /* forwarded answers, or NULL */
+	uint32_t cache_seed;      /* of its key hash */
 	rsv_log_fn log;           /* query log, or NULL */
 	int fwd_before_sync;      /* no table yet: forward, not SERVFAIL */
 	uint8_t out[RSV_MSG_MAX]; /* reply scratch, used within one call */
@@ -56,8 +59,27 @@ rsv_create(struct event_base *base, const struct rsv_config *cfg,
 		r->rng.fn = cfg->rand;
 		r->rng.arg = cfg->rand_arg;
 	}
-	if ((rc = fwd_create(base, cfg, &r->rng, &r->stats, &r->fwd, err,
-	         errlen)) != 0) {
+	if (cfg->cache_entries > 0) {
+		struct rsv_cache_config cc = {
+		    .max_entries = cfg->cache_entries,
+		    .max_bytes = cfg->cache_bytes,
+		    .max_ttl = cfg->cache_max_ttl,
+		    .max_neg_ttl = cfg->cache_max_neg_ttl,
+		    .max_stale = cfg->cache_max_stale,
+		};
+
+		if ((rc = rsv_cache_create(&cc, &r->stats.cache, &r->cache)) !=
+		    0) {
+			snprintf(err, errlen, "cache: %s",
+			    rc == -EINVAL ? "bad size" : "out of memory");
+			free(r);
+			return rc;
+		}
+		r->cache_seed = r->rng.fn(UINT32_MAX, r->rng.arg);
+	}
+	if ((rc = fwd_create(base, cfg, &r->rng, &r->stats, r->cache, &r->fwd,
+	         err, errlen)) != 0) {
+		rsv_cache_destroy(r->cache);
 		free(r);
 		return rc;
 	}
@@ -70,8 +92,27 @@ rsv_destroy(struct rsv *r)
 {
 	if (r == NULL)
 		return;
-	fwd_destroy(r->fwd);
+	fwd_destroy(r->fwd); /* pending clients hear first */
+	rsv_cache_destroy(r->cache);
 	free(r);
+}
+
+void
+rsv_cache_clear(struct rsv *r)
+{
+	if (r->cache != NULL)
+		rsv_cache_flush(r->cache);
+}
+
+void
+rsv_cache_list(const struct rsv *r, rsv_cache_visit_fn fn, void *arg)
+{
+	struct timespec now;
+
+	if (r->cache == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	rsv_cache_walk(r->cache, rsv_ms(&now), fn, arg);
 }
 
 int
@@ -210,6 +251,45 @@ rsv_count_local_time(struct rsv *r, const struct timespec *t0)
 	r->stats.local_duration_sum += secs;
 }
 
+/*
+ * A query the table does not answer, with cache key k: from the cache
+ * when it holds a fresh answer (and then, if the entry is popular and
+ * about to expire, a prefetch behind it), else forwarded (SPEC §4).
+ */
+static void
+rsv_forward_cached(struct rsv *r, const struct rsv_query *q,
+    const struct rsv_cache_key *k, const uint8_t *pkt, size_t len,
+    enum rsv_transport tr, const struct timespec *t0, rsv_reply_fn cb,
+    void *arg)
+{
+	uint64_t now = rsv_ms(t0);
+	struct rsv_cache_entry *e;
+	size_t outlen = 0;
+	int prefetch;
+
+	switch (rsv_cache_lookup(r->cache, k, now, &e, &prefetch)) {
+	case RSV_CACHE_FRESH:
+		if (rsv_cache_render(e, q, now, 0,
+		        tr == RSV_TCP ? RSV_MSG_MAX : rsv_udp_limit(q), r->out,
+		        sizeof(r->out), &outlen) != 0) {
+			rsv_reply_error(r, q, RSV_SERVFAIL, 0, tr, t0, cb, arg);
+			return;
+		}
+		rsv_count_reply(r, RSV_SRC_FORWARDED, r->out, outlen);
+		rsv_deliver(r->log, tr, RSV_SRC_FORWARDED, 0, t0, cb, arg,
+		    r->out, outlen);
+		if (prefetch)
+			fwd_refresh(r->fwd, k, q, pkt, len, tr, 1);
+		return;
+	case RSV_CACHE_STALE:
+		fwd_query_cached(r->fwd, k, q, pkt, len, tr, t0, cb, arg, 1);
+		return;
+	case RSV_CACHE_MISS:
+		break;
+	}
+	fwd_query_cached(r->fwd, k, q, pkt, len, tr, t0, cb, arg, 0);
+}
+
 static unsigned
 rsv_qtype_class(uint16_t qtype)
 {
@@ -254,7 +334,14 @@ rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
 	rc = rsv_answer_local(t, &q, tr, &r->rng, r->out, sizeof(r->out),
 	    &outlen);
 	if (rc == -ENOENT) { /* not ours: the cluster resolver's */
-		fwd_query(r->fwd, &q, pkt, len, tr, &t0, cb, arg);
+		struct rsv_cache_key k;
+
+		if (r->cache != NULL &&
+		    rsv_cache_key_make(&q, r->cache_seed, &k) == 0)
+			rsv_forward_cached(r, &q, &k, pkt, len, tr, &t0, cb,
+			    arg);
+		else
+			fwd_query(r->fwd, &q, pkt, len, tr, &t0, cb, arg);
 		return 0;
 	}
 	if (rc != 0) { /* out of memory for a huge shuffle */

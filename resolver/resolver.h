@@ -55,6 +55,14 @@ typedef void (*rsv_log_fn)(const struct rsv_reply_info *info,
 #define RSV_TIMEOUT_MS_DEFAULT 2000   /* per attempt (D4) */
 #define RSV_MAX_FORWARDS_DEFAULT 4096 /* forwards in flight (D10) */
 
+/* Forwarded-answer cache defaults (the agent's flag defaults). */
+#define RSV_CACHE_SIZE_DEFAULT 10000               /* entries */
+#define RSV_CACHE_BYTES_DEFAULT (16 * 1024 * 1024) /* memory charged */
+#define RSV_CACHE_MAX_TTL_DEFAULT 300              /* seconds */
+#define RSV_CACHE_MAX_NEG_TTL_DEFAULT 30           /* seconds */
+#define RSV_CACHE_MAX_STALE_DEFAULT 3600           /* seconds */
+#define RSV_STALE_TIMEOUT_MS_DEFAULT 1800          /* RFC 8767 §5 */
+
 struct rsv_config {
 	rsv_rand_fn rand;                     /* NULL = arc4random_uniform() */
 	void *rand_arg;                       /* passed to rand */
@@ -67,6 +75,17 @@ struct rsv_config {
 	rsv_log_fn log_reply;    /* NULL = no query log */
 	int forward_before_sync; /* D7: with no table, forward every query
 	                          * instead of answering SERVFAIL */
+	/* The forwarded-answer cache; the values are taken literally. */
+	size_t cache_entries;       /* 0: no cache, and so no coalescing,
+	                             * serve-stale or prefetch */
+	size_t cache_bytes;         /* bound on the memory of entries */
+	uint32_t cache_max_ttl;     /* seconds, positive answers */
+	uint32_t cache_max_neg_ttl; /* seconds, NXDOMAIN/NODATA; 0: none */
+	uint32_t cache_max_stale;   /* seconds past expiry an entry may be
+	                             * served stale; 0: never */
+	uint32_t stale_timeout_ms;  /* how long a client waits for the
+	                             * upstreams before it gets a stale
+	                             * answer; 0: at once */
 };
 
 /* Called exactly once per rsv_query(); see above. */
@@ -88,6 +107,17 @@ extern const double rsv_fwd_bucket_bounds[RSV_FWD_BUCKETS];
 #define RSV_LOCAL_BUCKETS 6
 extern const double rsv_local_bucket_bounds[RSV_LOCAL_BUCKETS];
 
+/* Counters and gauges of the forwarded-answer cache (SPEC §6). */
+struct rsv_cache_stats {
+	uint64_t hits;         /* answered from a fresh entry */
+	uint64_t misses;       /* cacheable queries without a fresh entry */
+	uint64_t stale_served; /* answers from expired entries (RFC 8767) */
+	uint64_t prefetches;   /* refreshes started before expiry */
+	uint64_t evictions;    /* entries dropped to make room */
+	uint64_t entries;      /* entries now */
+	uint64_t bytes;        /* memory charged to them now */
+};
+
 /* Counters kept by the resolver; read with rsv_stats(). */
 struct rsv_stats {
 	uint64_t requests;      /* queries reaching the handler */
@@ -105,7 +135,22 @@ struct rsv_stats {
 	double fwd_duration_sum;                        /* seconds */
 	uint64_t local_duration[RSV_LOCAL_BUCKETS + 1]; /* local answers */
 	double local_duration_sum;                      /* seconds */
+	struct rsv_cache_stats cache;                   /* zero without one */
 };
+
+/* One cache entry, as /debug/cache lists it. */
+struct rsv_cache_info {
+	const char *name; /* presentation form, trailing dot, \DDD escapes */
+	uint16_t qtype;
+	uint16_t qclass;
+	int rcode;             /* of the stored reply */
+	int dnssec_ok;         /* the key's DO bit */
+	int checking_disabled; /* the key's CD bit */
+	int64_t ttl; /* seconds left; <= 0: expired, only served stale */
+	size_t size; /* bytes charged */
+};
+
+typedef void (*rsv_cache_visit_fn)(const struct rsv_cache_info *e, void *arg);
 
 /*
  * base is borrowed and must outlive the resolver.  0, -ENOMEM or -EINVAL
@@ -126,6 +171,13 @@ int rsv_query(struct rsv *r, const struct nds_table *t, const uint8_t *pkt,
     size_t len, enum rsv_transport tr, rsv_reply_fn cb, void *arg);
 
 const struct rsv_stats *rsv_stats(const struct rsv *r);
+
+/* Empties the forwarded-answer cache (SIGHUP, POST /cache/flush). */
+void rsv_cache_clear(struct rsv *r);
+
+/* Calls fn for every cache entry, most recently used first; nothing
+ * without a cache.  The info is borrowed for the call. */
+void rsv_cache_list(const struct rsv *r, rsv_cache_visit_fn fn, void *arg);
 
 /*
  * The question and rcode of a reply, for logs: name as dotted text (the

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dnsproxy vs dnsmasq on one host: same names, same dnsperf load, one run;
-# then both forwarding unique misses to the same dnsmasq upstream.
+# then both forwarding unique misses to the same dnsmasq upstream; then both
+# forwarding repeated names with their caches on.
 # See test/bench/README.md. Loopback only; never port 53.
 set -euo pipefail
 
@@ -23,6 +24,10 @@ FORWARD=1
 FORWARD_ONLY=0
 FWD_QUERIES=1000000
 FWD_RATE=5000
+CACHE=1
+CACHE_ONLY=0
+CACHE_NAMES=1000
+CACHE_RATE=10000
 DNSPROXY_BIN=${DNSPROXY_BIN:-$ROOT/build/dnsproxy}
 # Extra arguments for dnsproxy, split on spaces (e.g. "--log-level warn").
 DNSPROXY_ARGS=${DNSPROXY_ARGS:-}
@@ -52,6 +57,13 @@ usage: $0 [options]
                         (default $FWD_RATE)
   --forward-queries N   unique names in the forwarding query file
                         (default $FWD_QUERIES)
+  --cache               also run the cache comparison (the default)
+  --no-cache            skip the cache comparison
+  --cache-only          only the cache comparison
+  --cache-names N       distinct forwarded names the cache run repeats
+                        (default $CACHE_NAMES)
+  --cache-rate QPS      steady rate of the cache latency phase
+                        (default $CACHE_RATE)
 Environment: DNSPROXY_BIN, DNSPROXY_ARGS (extra dnsproxy arguments).
 EOF
 }
@@ -86,7 +98,12 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--forward) FORWARD=1; shift ;;
 	--no-forward) FORWARD=0; shift ;;
-	--forward-only) FORWARD=1 FORWARD_ONLY=1; shift ;;
+	--forward-only) FORWARD=1 FORWARD_ONLY=1 CACHE=0; shift ;;
+	--cache) CACHE=1; shift ;;
+	--no-cache) CACHE=0; shift ;;
+	--cache-only) CACHE=1 CACHE_ONLY=1 FORWARD=0; shift ;;
+	--cache-names) CACHE_NAMES=${2:?}; shift 2 ;;
+	--cache-rate) CACHE_RATE=${2:?}; shift 2 ;;
 	--forward-rate) FWD_RATE=${2:?}; shift 2 ;;
 	--forward-queries) FWD_QUERIES=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
@@ -95,7 +112,7 @@ while [ $# -gt 0 ]; do
 done
 
 isint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
-for v in DURATION RATE ROUNDS STARTUP_REPEAT CLIENTS OUTSTANDING NQUERIES FWD_RATE FWD_QUERIES; do
+for v in DURATION RATE ROUNDS STARTUP_REPEAT CLIENTS OUTSTANDING NQUERIES FWD_RATE FWD_QUERIES CACHE_NAMES CACHE_RATE; do
 	isint "${!v}" || die "$v must be a positive integer (got '${!v}')"
 done
 IFS=, read -r -a SIZES <<<"$SERVICES"
@@ -212,10 +229,20 @@ if [[ ",$SERVERS," == *",dnsproxy,"* ]] &&
 	"$DNSPROXY_BIN" --help 2>&1 | grep -q -- '--admin'; then
 	DNSPROXY_HAS_ADMIN=1
 fi
+DNSPROXY_HAS_CACHE=0
+if [[ ",$SERVERS," == *",dnsproxy,"* ]] &&
+	"$DNSPROXY_BIN" --help 2>&1 | grep -q -- '--cache-size'; then
+	DNSPROXY_HAS_CACHE=1
+fi
+if [ "$CACHE" = 1 ] && [[ ",$SERVERS," == *",dnsproxy,"* ]] && [ "$DNSPROXY_HAS_CACHE" = 0 ]; then
+	die "$DNSPROXY_BIN has no --cache-size; run with --no-cache"
+fi
 
-# The forwarding run sets these: the upstream dnsmasq's port and PID.
+# The forwarding and cache runs set these: the upstream dnsmasq's port and
+# PID; CACHE_RUN=1 during the cache run.
 FWD_UP_PORT=""
 FWD_UP_PID=""
+CACHE_RUN=0
 
 # server_cmd SERVER PORT DIR: fills the array CMD (forwarding servers when
 # FWD_UP_PORT is set).
@@ -257,9 +284,12 @@ dnsproxy_extra_args() {
 }
 
 # fwd_server_cmd SERVER PORT DIR: the same server as a pure forwarder to
-# 127.0.0.1:FWD_UP_PORT, no cache, in-flight limit 4096 on both sides.
+# 127.0.0.1:FWD_UP_PORT, in-flight limit 4096 on both sides; no cache, or
+# in the cache run (CACHE_RUN=1) both caches on with 10000 entries
+# (dnsproxy's default size).
 fwd_server_cmd() {
-	local server=$1 port=$2 dir=$3
+	local server=$1 port=$2 dir=$3 cache=0
+	[ "$CACHE_RUN" = 1 ] && cache=10000
 	case "$server" in
 	dnsproxy)
 		# An empty table (a 0-byte file is a valid one): every query is
@@ -268,6 +298,9 @@ fwd_server_cmd() {
 		CMD=("$DNSPROXY_BIN" --listen "127.0.0.1:$port"
 			--table "$dir/empty.table" --resolv-conf "$TMP/resolv.conf"
 			--upstream "127.0.0.1:$FWD_UP_PORT")
+		if [ "$DNSPROXY_HAS_CACHE" = 1 ]; then
+			CMD+=(--cache-size "$cache")
+		fi
 		dnsproxy_extra_args
 		;;
 	dnsmasq)
@@ -275,7 +308,7 @@ fwd_server_cmd() {
 		# --max-forwards default so neither drops for lack of slots.
 		CMD=("$DNSMASQ" --keep-in-foreground --conf-file=/dev/null
 			--no-hosts --no-resolv --server="127.0.0.1#$FWD_UP_PORT"
-			--cache-size=0 --dns-forward-max=4096
+			--cache-size="$cache" --dns-forward-max=4096
 			--port="$port" --listen-address=127.0.0.1 --bind-interfaces
 			--user=root --pid-file= --log-facility=-)
 		;;
@@ -376,6 +409,9 @@ startup_phase() {
 if [ "$FORWARD_ONLY" = 1 ]; then
 	echo "bench: servers ${SERVERS}; forwarding only; ${DURATION}s phases;" \
 		"latency at ${FWD_RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
+elif [ "$CACHE_ONLY" = 1 ]; then
+	echo "bench: servers ${SERVERS}; cache only ($CACHE_NAMES names); ${DURATION}s phases;" \
+		"latency at ${CACHE_RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
 else
 	echo "bench: servers ${SERVERS}; sizes ${SERVICES}$([ "$FORWARD" = 1 ] && echo ' + forwarding');" \
 		"${DURATION}s phases; latency at ${RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
@@ -383,7 +419,7 @@ fi
 [[ ",$SERVERS," == *",dnsproxy,"* ]] && echo "bench: dnsproxy = $DNSPROXY_BIN" >&2
 
 for n in "${SIZES[@]}"; do
-	[ "$FORWARD_ONLY" = 1 ] && break
+	[ "$FORWARD_ONLY" = 1 ] || [ "$CACHE_ONLY" = 1 ] && break
 	dir=$TMP/$n
 	echo "bench: [$n services] generating table, hosts file and $NQUERIES queries" >&2
 	"$PY" "$HERE/gentable.py" --services "$n" --queries "$NQUERIES" --outdir "$dir"
@@ -407,15 +443,13 @@ done
 # ---- forwarding: unique misses, both servers forwarding to one upstream -----
 # The upstream is a dnsmasq with no cache that answers every name below
 # miss.example itself (--address); it runs on CPU 1 with dnsperf, the server
-# under test alone on CPU 0.
-forward_run() {
-	local dir=$TMP/fwd r order server
-	echo "bench: [forwarding] generating $FWD_QUERIES unique miss names" >&2
-	"$PY" "$HERE/gentable.py" --misses --queries "$FWD_QUERIES" --outdir "$dir"
-	: >"$dir/empty.table"
+# under test alone on CPU 0. upstream_start DIR [TTL] starts it; TTL is its
+# answers' TTL (--local-ttl; dnsmasq's default 0 makes them uncacheable).
+upstream_start() {
+	local dir=$1 ttl=${2:-0}
 	FWD_UP_PORT=$(free_port)
 	taskset -c 1 "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null \
-		--no-hosts --no-resolv --cache-size=0 \
+		--no-hosts --no-resolv --cache-size=0 --local-ttl="$ttl" \
 		--address=/miss.example/198.51.100.1 --port="$FWD_UP_PORT" \
 		--listen-address=127.0.0.1 --bind-interfaces --user=root \
 		--pid-file= --log-facility=- >"$dir/upstream.log" 2>&1 &
@@ -424,31 +458,70 @@ forward_run() {
 	"$PY" "$HERE/probe.py" wait --port "$FWD_UP_PORT" --name ready.miss.example \
 		--ip 198.51.100.1 --timeout 30 --pid "$FWD_UP_PID" ||
 		die_log "$dir/upstream.log" "the upstream dnsmasq did not answer"
+}
+
+upstream_stop() {
+	stop_pid "$FWD_UP_PID"
+	wait "$FWD_UP_PID" 2>/dev/null || true
+	rm -f "$TMP/upstream.pid"
+	FWD_UP_PORT="" FWD_UP_PID=""
+}
+
+# rounds_of LABEL DIRNAME RATE: the load phases of every server, alternating
+# the order between rounds.
+rounds_of() {
+	local label=$1 name=$2 rate=$3 r order server
 	for ((r = 0; r < ROUNDS; r++)); do
 		order=("${SERVER_LIST[@]}")
 		if [ $((r % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
 			order=("${order[1]}" "${order[0]}")
 		fi
 		for server in "${order[@]}"; do
-			echo "bench: [forwarding] $server round $((r + 1))/$ROUNDS:" \
-				"throughput ${DURATION}s, then latency at $FWD_RATE qps ${DURATION}s" >&2
-			load_phase "$server" fwd "$r" "$FWD_RATE"
+			echo "bench: [$label] $server round $((r + 1))/$ROUNDS:" \
+				"throughput ${DURATION}s, then latency at $rate qps ${DURATION}s" >&2
+			load_phase "$server" "$name" "$r" "$rate"
 		done
 	done
-	stop_pid "$FWD_UP_PID"
-	wait "$FWD_UP_PID" 2>/dev/null || true
-	rm -f "$TMP/upstream.pid"
-	FWD_UP_PORT="" FWD_UP_PID=""
+}
+
+forward_run() {
+	local dir=$TMP/fwd
+	echo "bench: [forwarding] generating $FWD_QUERIES unique miss names" >&2
+	"$PY" "$HERE/gentable.py" --misses --queries "$FWD_QUERIES" --outdir "$dir"
+	: >"$dir/empty.table"
+	upstream_start "$dir"
+	rounds_of forwarding fwd "$FWD_RATE"
+	upstream_stop
 }
 [ "$FORWARD" = 1 ] && forward_run
 
+# ---- cache: repeated forwarded names, both servers caching -------------------
+# The same upstream, now with TTL 3600 answers (dnsproxy caps them at its
+# --cache-max-ttl, 300 s: longer than a run); CACHE_NAMES distinct names,
+# which dnsperf repeats in a loop. The warm-up sends the same names, so the
+# measured phases are (almost) all cache hits on both servers.
+cache_run() {
+	local dir=$TMP/cache
+	echo "bench: [cache] generating $CACHE_NAMES names to repeat" >&2
+	"$PY" "$HERE/gentable.py" --misses --queries "$CACHE_NAMES" --outdir "$dir"
+	rm -f "$dir/warm.txt" # warm up on the measured names: fills the caches
+	: >"$dir/empty.table"
+	upstream_start "$dir" 3600
+	CACHE_RUN=1
+	rounds_of cache cache "$CACHE_RATE"
+	CACHE_RUN=0
+	upstream_stop
+}
+[ "$CACHE" = 1 ] && cache_run
+
 sizes_arg=$SERVICES
-[ "$FORWARD_ONLY" = 1 ] && sizes_arg=none
+[ "$FORWARD_ONLY" = 1 ] || [ "$CACHE_ONLY" = 1 ] && sizes_arg=none
 report_args=(--tmp "$TMP" --sizes "$sizes_arg" --servers "$SERVERS"
 	--rounds "$ROUNDS" --duration "$DURATION" --rate "$RATE"
 	--clients "$CLIENTS" --outstanding "$OUTSTANDING"
 	--clk-tck "$(getconf CLK_TCK)")
 [ -n "$OUT" ] && report_args+=(--out "$OUT")
 [ "$FORWARD" = 1 ] && report_args+=(--forward --forward-rate "$FWD_RATE")
+[ "$CACHE" = 1 ] && report_args+=(--cache --cache-rate "$CACHE_RATE" --cache-names "$CACHE_NAMES")
 [[ ",$SERVERS," == *",dnsproxy,"* ]] && report_args+=(--dnsproxy-bin "$DNSPROXY_BIN")
 "$PY" "$HERE/report.py" "${report_args[@]}"

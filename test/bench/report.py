@@ -7,7 +7,8 @@ Reads, for each size N, server S and round R, in TMP/N/:
   S.rR.proc   key=value: CPU ticks of both phases, VmHWM, VmRSS
   S.startup.json  start-to-first-answer samples: wall, CPU and run-queue ms
 and, with --forward, the same S.rR.* files of the forwarding run in TMP/fwd/
-(plus the upstream's CPU ticks in S.rR.proc).
+(plus the upstream's CPU ticks in S.rR.proc), and with --cache those of the
+cache run (repeated forwarded names, both caches on) in TMP/cache/.
 """
 
 import argparse
@@ -195,7 +196,8 @@ def cpu_model():
     return None
 
 
-def print_table(entry, cols, both, title, metrics, rate, forward=False):
+def print_table(entry, cols, both, title, metrics, rate, forward=False,
+                cache_names=None):
     """One side-by-side table and its notes."""
     print()
     if both:
@@ -251,11 +253,18 @@ def print_table(entry, cols, both, title, metrics, rate, forward=False):
         if st:
             notes.append("%s start-up samples, wall/CPU ms: %s" % (c, ", ".join(
                 "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
-    if forward:
+    if forward and cache_names is None:
         notes.insert(0, "every query is a distinct name neither server knows; both forward "
                         "it to the same dnsmasq (--address=/miss.example/, cache off) on "
                         "CPU 1, which dnsperf shares; the server under test is alone on "
                         "CPU 0; qps counts forwarded queries answered")
+    elif forward:
+        notes.insert(0, "%s distinct names neither server knows, repeated; both forward "
+                        "them to the same dnsmasq (--address=/miss.example/, TTL 3600, "
+                        "cache off) on CPU 1 and cache the answers (dnsproxy --cache-size "
+                        "10000 capped at 300 s, dnsmasq --cache-size=10000); the warm-up "
+                        "fills both caches, so the measured phases are cache hits; the "
+                        "server under test is alone on CPU 0" % "{:,}".format(cache_names))
     if both:
         notes.insert(0, "ratio = dnsproxy / dnsmasq; 'better' says which direction wins "
                         "(above 1 for 'higher', below 1 for 'lower'); within 5% = about equal")
@@ -279,6 +288,10 @@ def main():
     ap.add_argument("--forward", action="store_true",
                     help="also report the forwarding run (TMP/fwd)")
     ap.add_argument("--forward-rate", type=int)
+    ap.add_argument("--cache", action="store_true",
+                    help="also report the cache run (TMP/cache)")
+    ap.add_argument("--cache-rate", type=int)
+    ap.add_argument("--cache-names", type=int)
     args = ap.parse_args()
 
     servers = args.servers.split(",")
@@ -304,6 +317,8 @@ def main():
         "pinning": "server on CPU 0, dnsperf and probes on CPU 1 (and the forwarding "
                    "run's upstream dnsmasq)",
         "forward_rate_qps": args.forward_rate,
+        "cache_rate_qps": args.cache_rate,
+        "cache_names": args.cache_names,
     }
     result = {"meta": meta, "sizes": {}}
 
@@ -331,8 +346,11 @@ def main():
             }
         result["sizes"][str(n)] = entry
 
-    if args.forward:
-        d = os.path.join(args.tmp, "fwd")
+    for run, dirname, wanted in (("forward", "fwd", args.forward),
+                                 ("cache", "cache", args.cache)):
+        if not wanted:
+            continue
+        d = os.path.join(args.tmp, dirname)
         entry = {"inputs": json.load(open(os.path.join(d, "meta.json"))),
                  "servers": {}}
         for s in servers:
@@ -347,7 +365,7 @@ def main():
                 k: (a[k] / b[k] if a.get(k) is not None and b.get(k) else None)
                 for k, _, _, better in FWD_METRICS if better is not None
             }
-        result["forward"] = entry
+        result[run] = entry
 
     # ---- print ----
     cols = servers if not both else ["dnsproxy", "dnsmasq"]
@@ -362,6 +380,12 @@ def main():
                     "Forwarding unique misses to one dnsmasq upstream (no cache anywhere)",
                     FWD_METRICS, args.forward_rate,
                     forward=True)
+    if args.cache:
+        print_table(result["cache"], cols, both,
+                    "Repeated forwarded names, both caches on (%s names)"
+                    % "{:,}".format(args.cache_names),
+                    FWD_METRICS, args.cache_rate, forward=True,
+                    cache_names=args.cache_names)
     print()
     print("  load average now: %s; noisy shared host: compare ratios within one run only"
           % " ".join(meta["loadavg_at_report"]))

@@ -1178,12 +1178,16 @@ class Proxy:
     an "IP:PORT" string, or a list of these; False for no --upstream at
     all; None (default) for a FakeUpstream of the proxy's own (closed with
     it), or none when DNSPROXY_BB_UPSTREAM=0.
+    cache_size: `--cache-size`; 0 (default) turns the forwarded-answer
+    cache off, so that tests counting upstream queries see every one
+    (SPEC §10.1); None leaves the flag out (the proxy's default, on).
     """
 
     def __init__(self, table=None, namespace="ns1", domain=None,
                  search=SPEC8_SEARCH, resolv_text=None, nameservers=(),
                  ttl=None, listen=None, args=(), env=None, v6=False,
-                 log_level=None, pass_resolv_conf=True, upstream=None):
+                 log_level=None, pass_resolv_conf=True, upstream=None,
+                 cache_size=0):
         self.dir = tempfile.mkdtemp(prefix="dnsproxy-bb-")
         self._own_upstream = False
         if upstream is None:
@@ -1234,6 +1238,8 @@ class Proxy:
             cmd += ["--log-level", log_level]
         for u in self.upstreams:
             cmd += ["--upstream", u if isinstance(u, str) else u.spec]
+        if cache_size is not None:
+            cmd += ["--cache-size", str(cache_size)]
         # The admin server defaults to 127.0.0.1:15020, which concurrent
         # proxies would fight over: each gets its own port (a test that
         # passes --admin itself wins, being later on the command line).

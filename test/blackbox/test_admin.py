@@ -147,7 +147,13 @@ class Bounds(unittest.TestCase):
     def test_other_methods_are_refused(self):
         c = http.client.HTTPConnection(*self.proxy.admin_addr, timeout=5)
         c.request("POST", "/stats/prometheus", body=b"x")
-        # evhttp answers methods outside its allowed set itself: 501.
+        # POST is taken for /cache/flush only: 405 elsewhere.
+        r = c.getresponse()
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.getheader("Allow"), "GET")
+        r.read()
+        # Methods outside GET/POST: evhttp answers them itself, 501.
+        c.request("PUT", "/stats/prometheus", body=b"x")
         self.assertEqual(c.getresponse().status, 501)
         c.close()
 

@@ -79,7 +79,9 @@ class Usage(unittest.TestCase):
         rc, out, err = run(["--help"])
         self.assertEqual(rc, 0, err)
         for flag in ("--listen", "--table", "--namespace", "--resolv-conf",
-                     "--ttl"):
+                     "--ttl", "--cache-size", "--cache-max-bytes",
+                     "--cache-max-ttl", "--cache-max-negative-ttl",
+                     "--cache-max-stale", "--stale-answer-client-timeout"):
             self.assertIn(flag, out, "usage does not mention " + flag)
 
     def test_version_exits_0(self):
@@ -100,7 +102,9 @@ class Usage(unittest.TestCase):
         bad = [("--ttl", "abc"), ("--ttl", "-1"), ("--ttl", "30s"),
                ("--listen", "nonsense"), ("--listen", "127.0.0.1:99999"),
                ("--listen", "300.1.1.1:5353"), ("--listen", "127.0.0.1:x"),
-               ("--log-level", "loud")]
+               ("--log-level", "loud"), ("--cache-size", "-5"),
+               ("--cache-max-stale", "forever"),
+               ("--stale-answer-client-timeout", "1.8")]
         for flag, value in bad:
             with self.subTest(flag=flag, value=value):
                 args = ["--table", f.table, "--resolv-conf", f.resolv]

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Writes the seed corpora of fuzz_wire and fuzz_truncate.
+"""Writes the seed corpora of fuzz_wire, fuzz_truncate and fuzz_cache.
 
 fuzz_wire seeds are queries (valid, and one broken thing each);
-fuzz_truncate seeds are a 2-byte big-endian size limit followed by a reply.
+fuzz_truncate and fuzz_cache seeds are a 2-byte big-endian size limit
+followed by a reply.
 Run from anywhere: /usr/bin/python3 test/fuzz/make_corpus.py
 Deterministic: the same files come out on every run.
 """
@@ -27,6 +28,7 @@ import dns.tsigkeyring
 HERE = os.path.dirname(os.path.abspath(__file__))
 WIRE_DIR = os.path.join(HERE, "corpus", "fuzz_wire")
 TRUNC_DIR = os.path.join(HERE, "corpus", "fuzz_truncate")
+CACHE_DIR = os.path.join(HERE, "corpus", "fuzz_cache")
 
 KEYRING = dns.tsigkeyring.from_text({"key.example.": "c2VjcmV0c2VjcmV0c2VjcmV0"})
 
@@ -250,6 +252,49 @@ def compression_worst():
     return hdr(flags=0x8180, an=n) + q + rr * n
 
 
+def cache_seeds():
+    """Replies as the cache sees them: a few of the truncation seeds, plus
+    NODATA, a zero TTL, an OPT with COOKIE/NSID/PADDING (taken out or
+    kept), a SERVFAIL and a CNAME chain ending in NXDOMAIN."""
+    t = trunc_seeds()
+    s = {k: t[k] for k in ("giant_512", "giant_opt_512", "cname_chain_512",
+                           "nxdomain_soa", "aaaa_cookie_512", "tsig_512",
+                           "case_512", "tc_already_set", "cut_last_rr")}
+    lim = lambda n, msg: struct.pack(">H", n) + msg
+    soa = rrset("example.com.", "SOA",
+                "ns1.example.com. hostmaster.example.com. 1 3600 600 86400 5",
+                ttl=3600)
+
+    q = query("nodata.example.com.", "AAAA")
+    r = reply(q)
+    r.authority.append(soa)
+    s["nodata_soa"] = lim(512, r.to_wire())
+
+    q = query("zero.example.com.", "A")
+    s["ttl_zero"] = lim(512, reply(q, rrset("zero.example.com.", "A",
+                                            "192.0.2.1", ttl=0)).to_wire())
+
+    q = query("opts.example.com.", "A", use_edns=0, payload=1232)
+    r = reply(q, rrset("opts.example.com.", "A", "192.0.2.2"))
+    r.use_edns(0, 0, 4096, options=[
+        dns.edns.GenericOption(10, b"\x01" * 8 + b"\x02" * 16),
+        dns.edns.GenericOption(3, b"ns1"),
+        dns.edns.GenericOption(12, b"\0" * 20)])
+    s["opt_cookie_nsid_padding"] = lim(1232, r.to_wire())
+
+    q = query("fail.example.com.", "A")
+    r = reply(q)
+    r.set_rcode(dns.rcode.SERVFAIL)
+    s["servfail"] = lim(512, r.to_wire())
+
+    q = query("alias.example.com.", "A")
+    r = reply(q, rrset("alias.example.com.", "CNAME", "gone.example.com."))
+    r.set_rcode(dns.rcode.NXDOMAIN)
+    r.authority.append(soa)
+    s["cname_nxdomain"] = lim(512, r.to_wire())
+    return s
+
+
 def write(dirname, seeds):
     """Writes the seeds; other files (regression inputs) are kept."""
     os.makedirs(dirname, exist_ok=True)
@@ -264,6 +309,7 @@ def main():
     time.time = lambda: 1700000000.0  # fixed TSIG time: same bytes each run
     write(WIRE_DIR, wire_seeds())
     write(TRUNC_DIR, trunc_seeds())
+    write(CACHE_DIR, cache_seeds())
     return 0
 
 

@@ -454,6 +454,54 @@ test_istio_meta_overrides_defaults_but_not_cluster_id(void **state)
 	assert_string_equal(x.node_id, "router~1~2~3");
 }
 
+static void
+test_cache_flags_defaults_and_values(void **state)
+{
+	static const char *const bad[][2] = {{"--cache-size", "-1"},
+	    {"--cache-size", "1000001"}, {"--cache-size", "many"},
+	    {"--cache-max-bytes", "100"}, {"--cache-max-bytes", "16M"},
+	    {"--cache-max-ttl", "5m"}, {"--cache-max-negative-ttl", "-1"},
+	    {"--cache-max-stale", "1"}, {"--cache-max-stale", "169h"},
+	    {"--stale-answer-client-timeout", "2h"},
+	    {"--stale-answer-client-timeout", "-1s"}};
+	size_t i;
+
+	(void)state;
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), NULL), 0);
+	assert_int_equal(cfg.cache_size, 10000);
+	assert_int_equal(cfg.cache_bytes, 16 * 1024 * 1024);
+	assert_int_equal(cfg.cache_max_ttl, 300);
+	assert_int_equal(cfg.cache_max_neg_ttl, 30);
+	assert_int_equal(cfg.cache_max_stale, 3600);
+	assert_int_equal(cfg.stale_timeout_ms, 1800);
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err), "--cache-size",
+	                     "0", "--cache-max-bytes", "4096",
+	                     "--cache-max-ttl", "60",
+	                     "--cache-max-negative-ttl", "0",
+	                     "--cache-max-stale", "1m30s",
+	                     "--stale-answer-client-timeout", "0", NULL),
+	    0);
+	assert_int_equal(cfg.cache_size, 0);
+	assert_int_equal(cfg.cache_bytes, 4096);
+	assert_int_equal(cfg.cache_max_ttl, 60);
+	assert_int_equal(cfg.cache_max_neg_ttl, 0);
+	assert_int_equal(cfg.cache_max_stale, 90);
+	assert_int_equal(cfg.stale_timeout_ms, 0);
+	assert_int_equal(parse(&cfg, NULL, err, sizeof(err),
+	                     "--cache-max-stale", "0",
+	                     "--stale-answer-client-timeout", "250ms",
+	                     "--cache-max-stale", "1500ms", NULL),
+	    0);
+	assert_int_equal(cfg.cache_max_stale, 2); /* rounded up */
+	assert_int_equal(cfg.stale_timeout_ms, 250);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&cfg, NULL, err, sizeof(err), bad[i][0],
+		                     bad[i][1], NULL),
+		    -EINVAL);
+		assert_non_null(strstr(err, bad[i][0]));
+	}
+}
+
 int
 main(void)
 {
@@ -483,6 +531,7 @@ main(void)
 	    cmocka_unit_test(test_node_metadata_from_istio_meta_and_defaults),
 	    cmocka_unit_test(
 	        test_istio_meta_overrides_defaults_but_not_cluster_id),
+	    cmocka_unit_test(test_cache_flags_defaults_and_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
