@@ -114,7 +114,8 @@ agent_usage(FILE *out)
 	    "  --xds-plaintext        h2c with prior knowledge (port 15010",
 	    "                         style), no token",
 	    "  --xds-root-cert FILE   CA for istiod's certificate, or SYSTEM",
-	    "                         (default " AGENT_XDS_ROOT_CERT ")",
+	    "                         (env XDS_ROOT_CA; default",
+	    "                         " AGENT_XDS_ROOT_CERT ")",
 	    "  --xds-token FILE       Bearer token, re-read per connection",
 	    "                         (default " AGENT_XDS_TOKEN ";",
 	    "                         no header when absent or empty)",
@@ -527,7 +528,7 @@ config_defaults(struct agent_config *cfg)
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->log_format = LOG_FMT_TEXT;
 	cfg->admin = AGENT_ADMIN_DEFAULT;
-	cfg->xds_root_cert = AGENT_XDS_ROOT_CERT;
+	cfg->xds_root_cert = NULL; /* flag, XDS_ROOT_CA, default */
 	cfg->xds_token = AGENT_XDS_TOKEN;
 }
 
@@ -766,6 +767,12 @@ config_finish(struct agent_config *cfg, int listen_flag, agent_getenv_fn env,
 		cfg->cluster_id = v;
 	if (cfg->cluster_id == NULL)
 		cfg->cluster_id = "Kubernetes";
+	/* Istio's XDS_ROOT_CA: a PEM file, or SYSTEM for the system store. */
+	if (cfg->xds_root_cert == NULL && (v = env("XDS_ROOT_CA")) != NULL &&
+	    *v != '\0')
+		cfg->xds_root_cert = v;
+	if (cfg->xds_root_cert == NULL)
+		cfg->xds_root_cert = AGENT_XDS_ROOT_CERT;
 	if (cfg->ns != NULL && *cfg->ns == '\0')
 		cfg->ns = NULL;
 	if (cfg->domain == NULL && cfg->ns != NULL) {

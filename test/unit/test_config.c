@@ -377,6 +377,20 @@ test_bad_xds_addresses_are_usage_errors(void **state)
 }
 
 static void
+test_root_cert_from_xds_root_ca_unless_the_flag_is_given(void **state)
+{
+	static const char *const env[] = {"XDS_ROOT_CA", "SYSTEM", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), NULL), 0);
+	assert_string_equal(cfg.xds_root_cert, "SYSTEM");
+	assert_int_equal(parse(&cfg, env, err, sizeof(err), "--xds-root-cert",
+	                     "/ca.pem", NULL),
+	    0);
+	assert_string_equal(cfg.xds_root_cert, "/ca.pem");
+}
+
+static void
 test_cluster_id_flag_wins_over_env(void **state)
 {
 	static const char *const env[] = {"CLUSTER_ID", "c-env", NULL};
@@ -527,6 +541,8 @@ main(void)
 	    cmocka_unit_test(test_forwarding_flags_and_env),
 	    cmocka_unit_test(test_xds_flags_are_read_with_istio_defaults),
 	    cmocka_unit_test(test_bad_xds_addresses_are_usage_errors),
+	    cmocka_unit_test(
+	        test_root_cert_from_xds_root_ca_unless_the_flag_is_given),
 	    cmocka_unit_test(test_cluster_id_flag_wins_over_env),
 	    cmocka_unit_test(test_node_metadata_from_istio_meta_and_defaults),
 	    cmocka_unit_test(
