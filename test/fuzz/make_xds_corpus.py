@@ -18,50 +18,21 @@ on every run.  Files named min_* are minimized finds of fuzzing runs, added
 by hand and left alone here.  Run with /usr/bin/python3 (protoc's Python output needs
 Debian's protobuf): /usr/bin/python3 test/fuzz/make_xds_corpus.py
 """
-import atexit
 import os
-import shutil
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-PROTO_DIR = os.path.join(ROOT, "nds", "proto")
 ADS_DIR = os.path.join(HERE, "corpus", "fuzz_ads")
 H2_DIR = os.path.join(HERE, "corpus", "fuzz_h2")
-PROTOS = ["envoy/service/discovery/v3/discovery.proto",
-          "envoy/config/core/v3/base.proto",
-          "google/rpc/status.proto",
-          "istio/networking/nds/v1/nds.proto"]
 
-NDS_TYPE = "type.googleapis.com/istio.networking.nds.v1.NameTable"
-OTHER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ADS_PATH = ("/envoy.service.discovery.v3.AggregatedDiscoveryService/"
-            "StreamAggregatedResources")
-
-
-def compile_protos():
-    out = tempfile.mkdtemp(prefix="dnsproxy-fuzz-pb-")
-    atexit.register(shutil.rmtree, out, True)
-    subprocess.run(["protoc", "-I/usr/include", "-I" + PROTO_DIR,
-                    "--python_out=" + out] + PROTOS, check=True)
-    sys.path.append(out)
-    # google.rpc is generated here, google.protobuf is in dist-packages;
-    # Debian ships no google/__init__.py, so both are namespace portions.
-    import google
-    gpath = getattr(google, "__path__", None)
-    if gpath is not None and os.path.join(out, "google") not in list(gpath):
-        try:
-            gpath.append(os.path.join(out, "google"))
-        except AttributeError:
-            pass
-
-
-compile_protos()
+# The test control plane compiles nds/proto on import; its constants and
+# generated modules are the ones the corpus is built from.
+sys.path.insert(0, os.path.join(ROOT, "test", "blackbox"))
+from xds_server import ADS_PATH, NDS_TYPE, OTHER_TYPE  # noqa: E402,F401
 from envoy.service.discovery.v3 import discovery_pb2  # noqa: E402
 from google.protobuf import any_pb2  # noqa: E402
 from istio.networking.nds.v1 import nds_pb2  # noqa: E402

@@ -20,19 +20,6 @@
 #include "nds/grpc.c"
 #undef realloc
 
-/* nds_errf lives in table.c; a copy keeps this test to one .c file. */
-void
-nds_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* What the callback saw. */
 struct seen {
 	int messages;            /* NDS_GRPC_MESSAGE calls */
