@@ -235,6 +235,13 @@ client_close(struct nds_client *c)
 	evtimer_del(c->ping_timeout);
 }
 
+static void
+ms_to_tv(uint32_t ms, struct timeval *tv)
+{
+	tv->tv_sec = ms / 1000;
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
 /* Ends the current attempt and schedules the next one. */
 static void
 client_fail(struct nds_client *c, const char *why)
@@ -252,8 +259,7 @@ client_fail(struct nds_client *c, const char *why)
 		c->attempt++;
 	nds_errf(msg, sizeof(msg), "in %u.%03us", ms / 1000, ms % 1000);
 	c->cbs.on_event(NDS_EV_RETRY, msg, c->arg);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	ms_to_tv(ms, &tv);
 	evtimer_add(c->retry, &tv);
 }
 
@@ -263,13 +269,6 @@ client_break(struct nds_client *c, const char *why)
 	if (!c->broken)
 		nds_errf(c->why, sizeof(c->why), "%s", why);
 	c->broken = 1;
-}
-
-static void
-ms_to_tv(uint32_t ms, struct timeval *tv)
-{
-	tv->tv_sec = ms / 1000;
-	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
 }
 
 static void
