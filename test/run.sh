@@ -4,7 +4,8 @@
 #      black-box tests against the real binary (ctest);
 #   2. the same suite under ASan+UBSan (build-asan/);
 #   3. every libFuzzer target for FUZZ_SECONDS (default 30) (build-fuzz/);
-#   4. clang-format and module-layer checks.
+#   4. a clang build of everything with -Werror (gcc builds the rest),
+#      clang-format and module-layer checks.
 # DNSPROXY_SLOW=1 adds the slow tier: one hour per fuzz target and the
 # black-box suite under valgrind.
 set -uo pipefail
@@ -39,6 +40,10 @@ build() { # build DIR CMAKE-ARGS...
 	shift
 	cmake -S "$ROOT" -B "$ROOT/$dir" -DDNSPROXY_WERROR=ON "$@" >/dev/null &&
 		cmake --build "$ROOT/$dir" -j"$JOBS"
+}
+
+build_clang() { # the gcc trees above, once more with clang: warning-free on both
+	CC=clang build build-clang -DCMAKE_BUILD_TYPE=Release
 }
 
 build_fuzz() { # libFuzzer needs clang
@@ -117,6 +122,7 @@ step "tests (Release)" suite build
 step "build (ASan+UBSan)" build build-asan -DCMAKE_BUILD_TYPE=Debug -DDNSPROXY_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	step "tests (ASan+UBSan)" suite build-asan
+step "build (clang, -Werror)" build_clang
 step "build (libFuzzer)" build_fuzz
 step "fuzz (${FUZZ_SECONDS}s per target)" fuzz_all
 step "format (clang-format)" format_check

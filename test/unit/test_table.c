@@ -1064,6 +1064,7 @@ test_nametable_add_survives_allocation_failure(void **state)
  */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 static void
 test_references_keep_the_table(void **state)
