@@ -182,18 +182,33 @@ agent_build_opts(const struct agent_ctx *a)
 	return o;
 }
 
-/* Loads a table file (--table or --snapshot) and builds it aside. */
+static uint64_t
+agent_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * Loads a table file (--table or --snapshot) and builds it aside; *us gets
+ * the read + decode + compile time.
+ */
 static int
-agent_build_table(struct agent_ctx *a, const char *path, struct nds_table **out)
+agent_build_table(struct agent_ctx *a, const char *path, struct nds_table **out,
+    uint64_t *us)
 {
 	struct nds_build_opts o = agent_build_opts(a);
 	struct nds_nametable *nt;
+	uint64_t t0 = agent_usec();
 	char err[512];
 	int rc;
 
 	rc = nds_file_load(path, &nt, err, sizeof(err));
 	if (rc == 0)
 		rc = nds_table_build(nt, &o, out, err, sizeof(err));
+	*us = agent_usec() - t0;
 	/* Loading a large JSON table leaves a parse tree's worth of freed
 	 * heap behind; hand it back to the system instead of keeping it. */
 	malloc_trim(0);
@@ -206,15 +221,17 @@ agent_build_table(struct agent_ctx *a, const char *path, struct nds_table **out)
 
 /*
  * The swap: one assignment on the loop thread.  from names the source for
- * the log; version is the xDS version_info, or NULL for "file-N".
+ * the log; version is the xDS version_info, or NULL for "file-N"; us is
+ * what decoding and compiling t took.
  */
 static void
 agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
-    const char *version)
+    const char *version, uint64_t us)
 {
 	struct nds_table *old = a->st.table;
 
 	a->st.table = t;
+	a->st.table_build_us = us;
 	a->st.table_loads++;
 	a->st.table_updated = time(NULL);
 	if (version != NULL)
@@ -225,8 +242,10 @@ agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
 		    "file-%llu", (unsigned long long)a->st.table_loads);
 	nds_table_unref(old);
 	malloc_trim(0); /* the old table's pages, unless a holder remains */
-	log_info("table from %s (version %s): %zu entries, %zu names", from,
-	    a->st.table_version, nds_table_entries(t), nds_table_names(t));
+	log_info("table from %s (version %s): %zu entries, %zu names, built in "
+	         "%.1f ms",
+	    from, a->st.table_version, nds_table_entries(t), nds_table_names(t),
+	    (double)us / 1000.0);
 }
 
 static void
@@ -234,6 +253,7 @@ agent_on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct agent_ctx *a = arg;
 	struct nds_table *t;
+	uint64_t us;
 
 	(void)sig, (void)what;
 	if (a->st.rsv != NULL) {
@@ -244,11 +264,11 @@ agent_on_hup(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGHUP: no --table to reload");
 		return;
 	}
-	if (agent_build_table(a, a->cfg.table_path, &t) != 0) {
+	if (agent_build_table(a, a->cfg.table_path, &t, &us) != 0) {
 		log_warn("SIGHUP: keeping the previous table");
 		return;
 	}
-	agent_table_swap(a, t, a->cfg.table_path, NULL);
+	agent_table_swap(a, t, a->cfg.table_path, NULL, us);
 }
 
 static void
@@ -377,16 +397,17 @@ static void
 agent_load_snapshot(struct agent_ctx *a)
 {
 	struct nds_table *t;
+	uint64_t us;
 
 	if (access(a->cfg.snapshot_path, F_OK) != 0) {
 		log_info("snapshot %s: none yet", a->cfg.snapshot_path);
 		return;
 	}
-	if (agent_build_table(a, a->cfg.snapshot_path, &t) != 0) {
+	if (agent_build_table(a, a->cfg.snapshot_path, &t, &us) != 0) {
 		log_warn("snapshot %s ignored", a->cfg.snapshot_path);
 		return;
 	}
-	agent_table_swap(a, t, a->cfg.snapshot_path, "snapshot");
+	agent_table_swap(a, t, a->cfg.snapshot_path, "snapshot", us);
 }
 
 /* A push was accepted: swap it in, then persist it (SPEC §5). */
@@ -398,7 +419,7 @@ agent_xds_table(struct nds_table *t, const char *version, const uint8_t *pb,
 	char err[512];
 
 	a->st.xds_pushes++;
-	agent_table_swap(a, t, "xds", version);
+	agent_table_swap(a, t, "xds", version, nds_client_build_usec(a->xds));
 	if (a->cfg.snapshot_path != NULL &&
 	    nds_snapshot_write(a->cfg.snapshot_path, pb, pblen, err,
 	        sizeof(err)) != 0)
@@ -492,14 +513,15 @@ agent_run(struct agent_ctx *a)
 {
 	struct agent_server srv;
 	struct nds_table *t;
+	uint64_t us;
 	char err[512];
 
 	if (agent_load_resolv_conf(a) != 0)
 		return 1;
 	if (a->cfg.table_path != NULL) {
-		if (agent_build_table(a, a->cfg.table_path, &t) != 0)
+		if (agent_build_table(a, a->cfg.table_path, &t, &us) != 0)
 			return 1;
-		agent_table_swap(a, t, a->cfg.table_path, NULL);
+		agent_table_swap(a, t, a->cfg.table_path, NULL, us);
 	} else if (a->cfg.snapshot_path != NULL)
 		agent_load_snapshot(a);
 	if (a->st.table == NULL)

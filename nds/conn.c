@@ -68,6 +68,7 @@ struct nds_client {
 	/* timers */
 	struct event *retry, *dial, *keepalive, *ping_timeout;
 	struct evdns_base *dns; /* created on the first host name */
+	uint64_t build_us;      /* decode + compile of the last response */
 
 	/* the current connection */
 	struct bufferevent *bev;
@@ -346,8 +347,15 @@ static void
 client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 {
 	struct nds_ads_result res;
+	struct timespec t0, t1;
+	int rc;
 
-	if (nds_ads_response_process(msg, len, &c->build, &res) != 0) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = nds_ads_response_process(msg, len, &c->build, &res);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c->build_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+	              (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
+	if (rc != 0) {
 		client_break(c, "out of memory decoding a response");
 		return;
 	}
@@ -839,6 +847,12 @@ nds_client_create(struct event_base *base, const struct nds_client_config *cfg,
 	*out = c;
 	client_connect(c);
 	return 0;
+}
+
+uint64_t
+nds_client_build_usec(const struct nds_client *c)
+{
+	return c->build_us;
 }
 
 void

@@ -307,6 +307,12 @@ int nds_client_create(struct event_base *base,
 void nds_client_destroy(struct nds_client *c); /* NULL-safe */
 
 /*
+ * Microseconds the last response took to decode and compile (the loop is
+ * blocked meanwhile); valid inside on_table for the table being handed.
+ */
+uint64_t nds_client_build_usec(const struct nds_client *c);
+
+/*
  * Checks an --xds address ("host:port", "[IPv6]:port"); 0 or -EINVAL.
  * host/port receive the parts when given.
  */

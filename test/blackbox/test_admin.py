@@ -98,6 +98,8 @@ class Metrics(unittest.TestCase):
                             '{version="file-1"}')], 1)
         self.assertGreater(m[("dnsproxy_table_last_update_timestamp_seconds",
                               "")], time.time() - 3600)
+        self.assertGreater(m[("dnsproxy_table_build_seconds", "")], 0)
+        self.assertLess(m[("dnsproxy_table_build_seconds", "")], 5)
         self.assertEqual(m[("dnsproxy_xds_connected", "")], 0)
         self.assertEqual(m[("dnsproxy_forwards_inflight", "")], 0)
         self.assertIn(("dnsproxy_upstream_failures_total",

@@ -247,6 +247,9 @@ class FirstPush(XdsCase):
         self.assertEqual(m.get(("dnsproxy_table_version_info",
                                 '{version="%s"}' % self.VERSION)), 1, m)
         self.assertEqual(m.get(("dnsproxy_table_entries", "")), 3, m)
+        # decode + compile of the push, measured by the proxy
+        self.assertGreater(m.get(("dnsproxy_table_build_seconds", "")), 0, m)
+        self.assertLess(m.get(("dnsproxy_table_build_seconds", "")), 1, m)
 
     def test_first_request_is_a_wildcard_subscription_with_the_node(self):
         r = self.first
