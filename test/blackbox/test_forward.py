@@ -25,6 +25,10 @@ from harness import (Answer, FakeUpstream, TYPES, NOERROR, SERVFAIL,  # noqa
 SPEC8 = harness.load_fixture("spec8.json")
 S0 = "ns1.svc.cluster.local."
 SLACK = 2.0 * harness.SLOW
+# "Faster than a protocol timer" bounds are a fixed fraction of it: the
+# timer runs in real time whatever the build, so valgrind's slowness must
+# not shrink them the way dividing by SLACK would.
+BELOW = 2.0
 LONG = 15.0 * harness.SLOW     # client timeout where a reply may be slow
 
 
@@ -403,7 +407,7 @@ class Failover(Base):
                                           proto=proto, timeout=LONG)
                     for r, _ in res:
                         self.assert_synth(r, good)
-                    self.assert_answered_within(res, 5.0 / SLACK)
+                    self.assert_answered_within(res, 5.0 / BELOW)
                 self.assertGreater(bad.count(), 0)
 
     def test_all_refused_or_servfail_last_answer_relayed(self):
@@ -419,7 +423,7 @@ class Failover(Base):
                     b.clear()
                     r, dt = p.timed_ask("x.example.", proto=proto, edns=1232)
                     self.assertEqual(r.rcode, rcode, r)
-                    self.assertLess(dt, 5.0 / SLACK)
+                    self.assertLess(dt, 5.0 / BELOW)
                     self.assertEqual((a.count(), b.count()), (2, 2),
                                      "every server once, then one more round")
                     last = max(a.received() + b.received(),
@@ -560,7 +564,7 @@ class Failover(Base):
                     self.assertEqual(r.rcode, harness.FORMERR, r)
                     assert_relayed(self, r, self.expected(up, r, proto),
                                    r.query)
-                    self.assertLess(dt, 1.0 / SLACK)
+                    self.assertLess(dt, 1.0 / BELOW)
                     time.sleep(0.2)
                     self.assertEqual([q.wire[2:] for q in up.received()],
                                      [r.query[2:]])
@@ -588,7 +592,7 @@ class Parallel(Base):
         res = harness.ask_all(p, synth_names(8, "par"), timeout=LONG)
         for r, _ in res:
             self.assert_synth(r, fast)
-        self.assert_answered_within(res, 1.5 / SLACK)
+        self.assert_answered_within(res, 1.5 / BELOW)
         self.assertEqual(fast.count(), 8)
         self.assertEqual(slow.wait_count(8, timeout=0.5), 8,
                          "every server is asked at once")
@@ -617,7 +621,7 @@ class Parallel(Base):
         p = self.proxy(ref, args=fwd_args("3s", parallel=True))
         r, dt = p.timed_ask("www.bing.com.", timeout=LONG)
         self.assertEqual(r.rcode, REFUSED, "the last REFUSED relayed: %r" % r)
-        self.assertLess(dt, 3.0 / SLACK)
+        self.assertLess(dt, 3.0 / BELOW)
         dead = [self.upstream("silent"), self.upstream("silent")]
         p = self.proxy(dead, args=fwd_args("300ms", parallel=True))
         r, dt = p.timed_ask("www.bing.com.", timeout=LONG)
@@ -631,6 +635,8 @@ class Parallel(Base):
 class Load(Base):
     """Many forwards at once, the in-flight cap (D10), descriptors."""
 
+    @unittest.skipIf(harness.VALGRIND, "a capacity test: under valgrind "
+                     "the proxy reads too slowly for a 2000-datagram burst")
     def test_2000_concurrent_distinct_forwards_all_answered(self):
         """2,000 distinct names over UDP, all in flight at once (the
         upstream holds each reply 1 s), all answered correctly."""
