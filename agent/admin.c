@@ -15,12 +15,14 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "nds/nds.h"
@@ -320,8 +322,9 @@ static void
 admin_metrics_forwarding(struct evbuffer *b, const struct agent_state *st,
     const struct rsv_stats *rs)
 {
+	static const struct agent_listen_stats none;
 	const struct agent_listen_stats *ls =
-	    agent_listeners_stats(st->listeners);
+	    st->listeners ? agent_listeners_stats(st->listeners) : &none;
 	const char *const *names;
 	const uint64_t *fails;
 	size_t i, n = rsv_upstreams(st->rsv, &names, &fails);
@@ -576,12 +579,42 @@ admin_host_port(const struct agent_addr *a, char *host, size_t hlen,
 	}
 }
 
+/* The server without a socket: evhttp with our limits and routes. */
+static int
+admin_create(struct event_base *base, const struct agent_state *st,
+    struct agent_admin **out)
+{
+	struct timeval sweep = {1, 0};
+	struct agent_admin *ad;
+
+	*out = NULL;
+	if ((ad = calloc(1, sizeof(*ad))) == NULL)
+		return -ENOMEM;
+	ad->base = base;
+	ad->st = st;
+	TAILQ_INIT(&ad->conns);
+	if ((ad->http = evhttp_new(base)) == NULL ||
+	    (ad->sweeper = event_new(base, -1, EV_PERSIST, admin_on_sweep,
+	         ad)) == NULL ||
+	    event_add(ad->sweeper, &sweep) != 0) {
+		agent_admin_close(ad);
+		return -ENOMEM;
+	}
+	evhttp_set_allowed_methods(ad->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_max_headers_size(ad->http, ADMIN_MAX_HEADERS);
+	evhttp_set_max_body_size(ad->http, ADMIN_MAX_BODY);
+	evhttp_set_timeout(ad->http, ADMIN_TIMEOUT_SEC);
+	evhttp_set_bevcb(ad->http, admin_new_conn, ad);
+	evhttp_set_gencb(ad->http, admin_route, ad);
+	*out = ad;
+	return 0;
+}
+
 int
 agent_admin_open(struct event_base *base, const char *addr,
     const struct agent_state *st, struct agent_admin **out, char *err,
     size_t errlen)
 {
-	struct timeval sweep = {1, 0};
 	struct agent_admin *ad;
 	struct agent_addr a;
 	char host[INET6_ADDRSTRLEN];
@@ -595,28 +628,10 @@ agent_admin_open(struct event_base *base, const char *addr,
 		return -EINVAL;
 	}
 	admin_host_port(&a, host, sizeof(host), &port);
-	if ((ad = calloc(1, sizeof(*ad))) == NULL ||
-	    (ad->http = evhttp_new(base)) == NULL) {
-		free(ad);
+	if (admin_create(base, st, &ad) != 0) {
 		snprintf(err, errlen, "admin: out of memory");
 		return -ENOMEM;
 	}
-	ad->base = base;
-	ad->st = st;
-	TAILQ_INIT(&ad->conns);
-	if ((ad->sweeper = event_new(base, -1, EV_PERSIST, admin_on_sweep,
-	         ad)) == NULL ||
-	    event_add(ad->sweeper, &sweep) != 0) {
-		snprintf(err, errlen, "admin: out of memory");
-		agent_admin_close(ad);
-		return -ENOMEM;
-	}
-	evhttp_set_allowed_methods(ad->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
-	evhttp_set_max_headers_size(ad->http, ADMIN_MAX_HEADERS);
-	evhttp_set_max_body_size(ad->http, ADMIN_MAX_BODY);
-	evhttp_set_timeout(ad->http, ADMIN_TIMEOUT_SEC);
-	evhttp_set_bevcb(ad->http, admin_new_conn, ad);
-	evhttp_set_gencb(ad->http, admin_route, ad);
 	if (evhttp_bind_socket(ad->http, host, port) != 0) {
 		snprintf(err, errlen, "cannot listen on admin address %s: %s",
 		    addr, strerror(errno));
@@ -625,6 +640,33 @@ agent_admin_open(struct event_base *base, const char *addr,
 	}
 	*out = ad;
 	return 0;
+}
+
+int
+agent_admin_open_fd(struct event_base *base, int fd,
+    const struct agent_state *st, struct agent_admin **out)
+{
+	struct agent_admin *ad;
+	struct evconnlistener *lev;
+	int rc;
+
+	*out = NULL;
+	if ((rc = admin_create(base, st, &ad)) != 0) {
+		close(fd);
+		return rc;
+	}
+	/* Backlog 0: fd listens already.  From here on lev owns fd. */
+	if ((lev = evconnlistener_new(base, NULL, NULL,
+	         LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE, 0, fd)) == NULL)
+		close(fd);
+	else if (evhttp_bind_listener(ad->http, lev) == NULL)
+		evconnlistener_free(lev);
+	else {
+		*out = ad;
+		return 0;
+	}
+	agent_admin_close(ad);
+	return -ENOMEM;
 }
 
 void

@@ -208,6 +208,11 @@ struct agent_admin;
 int agent_admin_open(struct event_base *base, const char *addr,
     const struct agent_state *st, struct agent_admin **out, char *err,
     size_t errlen);
+/* The same server on fd, a listening socket of any family (the admin
+ * fuzz target uses a Unix socket); fd is taken over, even on failure.
+ * 0 or -ENOMEM. */
+int agent_admin_open_fd(struct event_base *base, int fd,
+    const struct agent_state *st, struct agent_admin **out);
 void agent_admin_close(struct agent_admin *ad); /* NULL-safe */
 /* 0 when addr is "off" or IP:PORT / [IPv6]:PORT, else -EINVAL. */
 int agent_admin_check_addr(const char *addr);

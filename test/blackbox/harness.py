@@ -1639,3 +1639,57 @@ def expect_silence(tc, addr, bad, timeout=1.0):
                        "replies" % len(got))
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------------
+# Resource checks (test_abuse.py)
+
+
+def sanitized_binary():
+    """True when the binary under test is an ASan build: its allocator
+    quarantine and shadow memory make RSS larger and grow without a leak,
+    so RSS bounds need more room (LeakSanitizer reports real leaks at
+    exit, which Proxy.close() turns into a failure)."""
+    try:
+        with open(binary(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except (OSError, RuntimeError):
+        return False
+
+
+def raise_nofile(want):
+    """Raises this process's soft RLIMIT_NOFILE to want (at most the hard
+    limit; proxies started afterwards inherit it); returns the new soft
+    limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+class RssPeak:
+    """Samples a proxy's RSS (KiB) every interval seconds in a thread
+    until stop(), which returns the largest sample."""
+
+    def __init__(self, proxy, interval=0.05):
+        self.proxy = proxy
+        self.interval = interval
+        self.peak = proxy.rss_kib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try:
+                self.peak = max(self.peak, self.proxy.rss_kib())
+            except (OSError, RuntimeError):
+                return   # the proxy is gone; the test will say why
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        return self.peak
