@@ -35,10 +35,12 @@
 #include "agent/agent.h"
 #include "resolver/resolver.h"
 
-#define UDP_BATCH 32              /* datagrams per wakeup (libuv reads 32) */
-#define UDP_SLOT 65536            /* one datagram, read whole (D1) */
-#define UDP_ARENA 65536           /* replies of one batch, copied */
-#define UDP_KEEP 4096             /* batch buffer bytes kept resident */
+#define UDP_BATCH 32    /* datagrams per wakeup (libuv reads 32) */
+#define UDP_SLOT 65536  /* one datagram, read whole (D1) */
+#define UDP_HEAD 512    /* its first bytes: all of most queries */
+#define UDP_ARENA 65536 /* replies of one batch, copied */
+#define UDP_KEEP 4096   /* arena bytes kept resident */
+#define UDP_MAP (UDP_BATCH * (UDP_SLOT + UDP_HEAD) + UDP_ARENA)
 #define UDP_REQ_MAX 8192          /* reply contexts alive at once */
 #define TCP_FRAME_MAX (2 + 65535) /* length prefix + largest message */
 #define TCP_OUT_MAX (64 * 1024)   /* unread reply bytes before we pause */
@@ -77,13 +79,16 @@ union udp_cbuf {
 /*
  * One wakeup's worth of UDP: the datagrams read by one recvmmsg(), and
  * the replies produced while serving them, sent by sendmmsg() at the end.
- * slots and arena are one anonymous mapping: pages are touched only as
- * far as the datagrams and replies reach (queries are small), and
- * udp_trim() gives back what an unusually large one touched.
+ * Buffers are one anonymous mapping, touched only as far as datagrams and
+ * replies reach.  A datagram is scattered: its first UDP_HEAD bytes into
+ * heads (32 x 512 bytes: four pages hold a whole batch of usual queries),
+ * the rest into its 64 KiB slot, just after room for the head, which is
+ * copied there when the datagram is longer.  udp_trim() gives back the
+ * pages that an unusually large datagram or reply touched.
  */
 struct udp_batch {
 	struct mmsghdr rmsg[UDP_BATCH];
-	struct iovec riov[UDP_BATCH];
+	struct iovec riov[UDP_BATCH][2]; /* head, rest of the slot */
 	struct udp_req *rreq[UDP_BATCH];
 	union udp_cbuf rcbuf[UDP_BATCH];
 	struct mmsghdr smsg[UDP_BATCH];
@@ -94,8 +99,9 @@ struct udp_batch {
 	size_t sused;        /* arena bytes they hold */
 	int fd;              /* the socket being served */
 	struct udp_req *cur; /* the query being served: its reply queues */
-	uint8_t *slots;      /* UDP_BATCH x UDP_SLOT, then the arena */
+	uint8_t *slots;      /* UDP_BATCH x UDP_SLOT */
 	uint8_t *arena;      /* UDP_ARENA bytes */
+	uint8_t *heads;      /* UDP_BATCH x UDP_HEAD */
 };
 
 struct tcp_conn {
@@ -288,6 +294,23 @@ out:
 	udp_req_put(l, r);
 }
 
+/* Points the receive batch at its buffers, once. */
+static void
+udp_batch_init(struct udp_batch *b)
+{
+	unsigned i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		b->riov[i][0].iov_base = b->heads + (size_t)i * UDP_HEAD;
+		b->riov[i][0].iov_len = UDP_HEAD;
+		b->riov[i][1].iov_base =
+		    b->slots + (size_t)i * UDP_SLOT + UDP_HEAD;
+		b->riov[i][1].iov_len = UDP_SLOT - UDP_HEAD;
+		b->rmsg[i].msg_hdr.msg_iov = b->riov[i];
+		b->rmsg[i].msg_hdr.msg_iovlen = 2;
+	}
+}
+
 /* Local address of a datagram from its pktinfo control message. */
 static void
 udp_take_pktinfo(struct udp_req *r, struct msghdr *mh)
@@ -314,24 +337,26 @@ udp_take_pktinfo(struct udp_req *r, struct msghdr *mh)
 static void
 udp_drop(struct agent_listeners *l, int fd)
 {
+	uint8_t byte;
 	int i;
 
 	for (i = 0; i < UDP_BATCH; i++) {
-		if (recv(fd, l->batch.slots, UDP_SLOT, MSG_DONTWAIT) < 0)
+		if (recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) < 0)
 			return;
 		l->stats.udp_dropped++;
 	}
 }
 
 /*
- * Gives back the pages that a large datagram or reply touched, so that
- * one 64 KiB query does not keep the batch buffers resident.
+ * Gives back the pages past the first keep bytes of p (page-aligned) that
+ * a large datagram or reply touched, so that one 64 KiB message does not
+ * keep the batch buffers resident.
  */
 static void
-udp_trim(uint8_t *p, size_t used)
+udp_trim(uint8_t *p, size_t used, size_t keep)
 {
-	if (used > UDP_KEEP)
-		(void)madvise(p + UDP_KEEP, used - UDP_KEEP, MADV_DONTNEED);
+	if (used > keep)
+		(void)madvise(p + keep, used - keep, MADV_DONTNEED);
 }
 
 /*
@@ -356,17 +381,10 @@ udp_receive(evutil_socket_t fd, short what, void *arg)
 		if ((r = udp_req_get(l)) == NULL)
 			break;
 		b->rreq[nreq] = r;
-		b->riov[nreq].iov_base = b->slots + (size_t)nreq * UDP_SLOT;
-		b->riov[nreq].iov_len = UDP_SLOT;
-		memset(mh, 0, sizeof(*mh));
 		mh->msg_name = &r->peer;
 		mh->msg_namelen = sizeof(r->peer);
-		mh->msg_iov = &b->riov[nreq];
-		mh->msg_iovlen = 1;
-		if (ul->wildcard) {
-			mh->msg_control = &b->rcbuf[nreq];
-			mh->msg_controllen = sizeof(b->rcbuf[nreq]);
-		}
+		mh->msg_control = ul->wildcard ? &b->rcbuf[nreq] : NULL;
+		mh->msg_controllen = ul->wildcard ? sizeof(b->rcbuf[nreq]) : 0;
 	}
 	if (nreq == 0) {
 		udp_drop(l, fd);
@@ -385,22 +403,29 @@ udp_receive(evutil_socket_t fd, short what, void *arg)
 		struct udp_req *r = b->rreq[i];
 		struct msghdr *mh = &b->rmsg[i].msg_hdr;
 		size_t n = b->rmsg[i].msg_len;
+		uint8_t *pkt = b->riov[i][0].iov_base;
+		uint8_t *slot = b->slots + (size_t)i * UDP_SLOT;
 
+		if (n > UDP_HEAD) { /* make it contiguous in its slot */
+			memcpy(slot, pkt, UDP_HEAD);
+			pkt = slot;
+		}
 		r->ul = ul;
 		r->peerlen = mh->msg_namelen;
 		r->has_pi = 0;
 		if (ul->wildcard)
 			udp_take_pktinfo(r, mh);
 		b->cur = r;
-		rsv_query(l->srv.rsv, *l->srv.table, b->riov[i].iov_base, n,
-		    RSV_UDP, udp_reply, r);
+		rsv_query(l->srv.rsv, *l->srv.table, pkt, n, RSV_UDP, udp_reply,
+		    r);
 		b->cur = NULL;
-		udp_trim(b->riov[i].iov_base, n);
+		if (n > UDP_HEAD)
+			udp_trim(slot, n, 0);
 		if (b->sused > big)
 			big = b->sused;
 	}
 	udp_flush(l);
-	udp_trim(b->arena, big);
+	udp_trim(b->arena, big, UDP_KEEP);
 }
 
 /* ---- TCP ---- */
@@ -644,6 +669,7 @@ agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
 	char client[INET6_ADDRSTRLEN + 8], name[LOG_NAME_MAX];
 	char type[16], rc[16], lat[32];
 	const char *vals[7];
+	double secs;
 	uint16_t qtype;
 	int rcode, warn;
 
@@ -652,6 +678,7 @@ agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
 	           (len >= 4 && (reply[3] & 0xf) == 2)); /* SERVFAIL */
 	if (!agent_log_queries() && !warn)
 		return;
+	secs = agent_log_queries() ? rsv_reply_seconds(info) : 0;
 	listen_client(info, arg, client, sizeof(client));
 	if (rsv_reply_describe(reply, len, name, sizeof(name), &qtype,
 	        &rcode) != 0)
@@ -675,7 +702,7 @@ agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
 		    name[0] != '\0' ? name : "-", type, client);
 	if (!agent_log_queries())
 		return;
-	snprintf(lat, sizeof(lat), "%.3f", info->seconds * 1e3);
+	snprintf(lat, sizeof(lat), "%.3f", secs * 1e3);
 	vals[0] = client;
 	vals[1] = info->tr == RSV_UDP ? "udp" : "tcp";
 	vals[2] = name[0] != '\0' ? name : "-";
@@ -790,13 +817,15 @@ agent_listeners_open(const struct agent_server *srv,
 		return -ENOMEM;
 	l->srv = *srv;
 	l->max_conns = cfg->tcp_max_conns;
-	l->batch.slots = mmap(NULL, UDP_BATCH * UDP_SLOT + UDP_ARENA,
-	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	l->batch.slots = mmap(NULL, UDP_MAP, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (l->batch.slots == MAP_FAILED) {
 		free(l);
 		return -ENOMEM;
 	}
 	l->batch.arena = l->batch.slots + UDP_BATCH * UDP_SLOT;
+	l->batch.heads = l->batch.arena + UDP_ARENA;
+	udp_batch_init(&l->batch);
 	TAILQ_INIT(&l->conns);
 	for (i = 0; i < cfg->nlisten; i++) {
 		const struct agent_addr *a = &cfg->listen[i];
@@ -899,6 +928,6 @@ agent_listeners_close(struct agent_listeners *l)
 		l->free_reqs = r->next_free;
 		free(r);
 	}
-	munmap(l->batch.slots, UDP_BATCH * UDP_SLOT + UDP_ARENA);
+	munmap(l->batch.slots, UDP_MAP);
 	free(l);
 }
