@@ -22,7 +22,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (build_query, header, question, NOERROR,  # noqa: E402
+from harness import (build_query, header, NOERROR,  # noqa: E402
                      FORMERR, NOTIMP, F_RD)
 
 IPV6 = harness.have_ipv6_loopback()
