@@ -294,7 +294,7 @@ RSS_TARGET_MIB = 4.0
 
 
 def targets(result, sizes, args):
-    """[(what, value text, goal text, met or None)] for issue 8."""
+    """[{what, value (text), number, goal, met (None: unknown)}] for issue 8."""
     out = []
 
     def ratio(entry, key):
@@ -305,26 +305,27 @@ def targets(result, sizes, args):
         e = result["sizes"][str(n)]
         r = ratio(e, "q_per_cpu_s")
         out.append(("table hits per server CPU-second, %s services" % "{:,}".format(n),
-                    fmt("{:.2f}x dnsmasq", r), ">= 1.5x", None if r is None else r >= 1.5))
+                    fmt("{:.2f}x dnsmasq", r), ">= 1.5x", None if r is None else r >= 1.5, r))
         r = ratio(e, "lat_p99_us")
         out.append(("p99 latency at %s qps, %s services" % ("{:,}".format(args.rate),
                                                           "{:,}".format(n)),
-                    fmt("{:.2f}x dnsmasq", r), "<= 1.0x", None if r is None else r <= 1.0))
+                    fmt("{:.2f}x dnsmasq", r), "<= 1.0x", None if r is None else r <= 1.0, r))
     if RSS_TARGET_SERVICES in sizes:
         e = result["sizes"][str(RSS_TARGET_SERVICES)]
         v = e["servers"]["dnsproxy"]["metrics"].get("vmhwm_mib")
         out.append(("peak RSS (VmHWM), %s services" % "{:,}".format(RSS_TARGET_SERVICES),
                     fmt("{:.1f} MiB", v), "<= %.0f MiB" % RSS_TARGET_MIB,
-                    None if v is None else v <= RSS_TARGET_MIB))
+                    None if v is None else v <= RSS_TARGET_MIB, v))
     if "forward" in result:
         r = ratio(result["forward"], "q_per_cpu_s")
         out.append(("forwarded unique misses per server CPU-second",
-                    fmt("{:.2f}x dnsmasq", r), ">= 1.0x", None if r is None else r >= 1.0))
+                    fmt("{:.2f}x dnsmasq", r), ">= 1.0x", None if r is None else r >= 1.0, r))
     if "cache" in result:
         r = ratio(result["cache"], "q_per_cpu_s")
         out.append(("cache hits per server CPU-second",
-                    fmt("{:.2f}x dnsmasq", r), ">= 1.0x", None if r is None else r >= 1.0))
-    return [{"what": w, "value": v, "goal": g, "met": m} for w, v, g, m in out]
+                    fmt("{:.2f}x dnsmasq", r), ">= 1.0x", None if r is None else r >= 1.0, r))
+    return [{"what": w, "value": v, "number": x, "goal": g, "met": m}
+            for w, v, g, m, x in out]
 
 
 def print_targets(rows):
