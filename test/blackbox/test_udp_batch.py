@@ -9,13 +9,17 @@ The proxy is stopped (SIGSTOP) while a burst is sent, so that on SIGCONT
 its sockets hold more than one batch: table hits, forwarded names (the
 harness's fake upstream), malformed datagrams, EDNS and non-EDNS sizes,
 truncation, datagrams longer than the 512-byte head of a receive slot, all
-mixed in one queue."""
+mixed in one queue.  On wildcard binds each reply must leave from the
+address its query was sent to (pktinfo), checked in a private network
+namespace."""
 
 import os
 import random
 import selectors
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -330,6 +334,74 @@ class UdpBatch(unittest.TestCase):
             self.assertEqual(len(got[0]), 100)
         finally:
             clients.close()
+
+
+IN_NETNS = os.environ.get("DNSPROXY_BB_IN_NETNS") == "1"
+
+
+class Wildcard(unittest.TestCase):
+    """On a wildcard bind (0.0.0.0, [::]) the proxy learns each datagram's
+    destination from IP_PKTINFO / IPV6_PKTINFO and must answer from it,
+    batch or not.  Binding the wildcard would open the proxy beyond
+    loopback, so this runs in a network namespace of its own (unshare -n,
+    loopback only): the test re-runs this file there."""
+
+    @unittest.skipIf(IN_NETNS, "the inner run")
+    def test_replies_leave_from_the_queried_address(self):
+        if os.geteuid() != 0 or shutil.which("unshare") is None or \
+                shutil.which("ip") is None:
+            self.skipTest("needs root, unshare and ip")
+        env = dict(os.environ, DNSPROXY_BB_IN_NETNS="1")
+        p = subprocess.run(
+            ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"',
+             "sh", sys.executable, os.path.abspath(__file__),
+             "Wildcard.inner"], env=env, capture_output=True, text=True,
+            timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stderr, r"Ran 1 test", p.stderr)
+
+    @unittest.skipUnless(IN_NETNS, "runs in a private network namespace")
+    def inner(self):
+        v6 = harness.have_ipv6_loopback()
+        port = harness.free_port(v6=v6)
+        listen = ["0.0.0.0:%d" % port] + (["[::]:%d" % port] if v6 else [])
+        p = harness.Proxy(table=TABLE, listen=listen)
+        p.port, p.addr4, p.addr6 = port, ("127.0.0.1", port), ("::1", port)
+        self.addCleanup(p.close)
+        p.start()
+        # 127.0.0.0/8 is all local: each address is a distinct destination
+        dests = [("127.0.0.1", socket.AF_INET), ("127.0.0.2", socket.AF_INET),
+                 ("127.3.4.5", socket.AF_INET)]
+        if v6:
+            dests.append(("::1", socket.AF_INET6))
+        socks = []
+        for addr, fam in dests:
+            for _ in range(10):
+                s = socket.socket(fam, socket.SOCK_DGRAM)
+                s.settimeout(WAIT)
+                # connected: only replies from exactly addr are received
+                s.connect((addr, port))
+                socks.append((s, addr))
+                self.addCleanup(s.close)
+        sent = {}
+        os.kill(p.proc.pid, signal.SIGSTOP)
+        try:
+            for k, (s, addr) in enumerate(socks):
+                for j in range(4):   # 4 x 30 v4 datagrams: several batches
+                    qid = k * 4 + j
+                    i = qid % NSVC
+                    s.send(build_query("svc%d.example." % i, "A", qid=qid))
+                    sent[qid] = (k, SVC_IP[i])
+        finally:
+            os.kill(p.proc.pid, signal.SIGCONT)
+        for k, (s, addr) in enumerate(socks):
+            for _ in range(4):
+                d, src = s.recvfrom(65535)
+                self.assertEqual(src[0], addr)
+                r = harness.parse_reply(d)
+                self.assertEqual(sent.pop(r.id),
+                                 (k, [x.data for x in r.answer][0]))
+        self.assertEqual(sent, {})
 
 
 def sum_metric(m, name):
