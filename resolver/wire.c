@@ -460,14 +460,11 @@ rsv_name_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 void
 rsv_writer_init(struct rsv_writer *w, uint8_t *buf, size_t cap, size_t limit)
 {
-	/* comp is read only below ncomp: no need to clear it. */
+	memset(w, 0, sizeof(*w));
 	w->buf = buf;
 	w->cap = cap;
 	w->limit = limit;
 	w->len = RSV_HDR_LEN;
-	memset(&w->hdr_counts, 0, sizeof(w->hdr_counts));
-	w->section = 0;
-	w->ncomp = 0;
 }
 
 void
@@ -618,7 +615,8 @@ wr_count(struct rsv_writer *t)
 
 /*
  * What an append may change, so that a failed one is undone: the bytes
- * past len are not the message, and comp only grows past ncomp.  (Cheaper
+ * past len are not the message, and comp only grows past ncomp, where it
+ * is kept zero, so that the writer is restored byte for byte.  (Cheaper
  * than working on a copy of the whole writer, compression table included.)
  */
 struct wr_mark {
@@ -638,6 +636,9 @@ wr_mark(const struct rsv_writer *w, struct wr_mark *m)
 static int
 wr_undo(struct rsv_writer *w, const struct wr_mark *m, int rc)
 {
+	if (w->ncomp > m->ncomp)
+		memset(w->comp + m->ncomp, 0,
+		    (w->ncomp - m->ncomp) * sizeof(w->comp[0]));
 	w->len = m->len;
 	w->hdr_counts = m->counts;
 	w->ncomp = m->ncomp;

@@ -948,9 +948,9 @@ test_writer_compresses_suffix_and_rdata(void **state)
 }
 
 /*
- * The writer's state that a failed append must leave alone: the counts,
- * the section, the compression offsets in use and the message bytes
- * (those past len are not the message; comp past ncomp is unused).
+ * A failed append leaves the writer as it was, byte for byte (as
+ * fuzz_wire checks), and the message bytes too (those past len are not
+ * the message).  The fields first, for a readable failure.
  */
 static void
 writer_assert_same(const struct rsv_writer *w, const struct rsv_writer *saved,
@@ -966,6 +966,7 @@ writer_assert_same(const struct rsv_writer *w, const struct rsv_writer *saved,
 	    saved->ncomp * sizeof(w->comp[0]));
 	assert_memory_equal(w->buf + RSV_HDR_LEN, msg + RSV_HDR_LEN,
 	    w->len - RSV_HDR_LEN);
+	assert_memory_equal(w, saved, sizeof(*w));
 }
 
 static void
