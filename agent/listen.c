@@ -1,9 +1,12 @@
 /*
  * listen.c: the DNS listeners (SPEC §3 "Listeners", D1, D10).
  *
- * UDP: one socket per address; up to UDP_BATCH datagrams per wakeup, each
- * read whole (65535 bytes, D1); the reply leaves from the address the
- * query arrived on (pktinfo on wildcard binds), as conntrack needs.
+ * UDP: one socket per address; up to UDP_BATCH datagrams per wakeup, read
+ * by one recvmmsg(), each whole (65535 bytes, D1).  Replies produced while
+ * the batch is served (table and cache hits, errors) go out together by
+ * sendmmsg() at the end of the wakeup; replies that come later (forwarding)
+ * go at once.  A reply leaves from the address its query arrived on
+ * (pktinfo on wildcard binds), as conntrack needs.
  *
  * TCP: 2-byte framing (RFC 1035 §4.2.2); every complete frame in the input
  * is served, so pipelined queries work; 128 queries per connection, then
@@ -24,6 +27,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,7 +35,12 @@
 #include "agent/agent.h"
 #include "resolver/resolver.h"
 
-#define UDP_BATCH 32              /* datagrams per wakeup (libuv reads 32) */
+#define UDP_BATCH 32    /* datagrams per wakeup (libuv reads 32) */
+#define UDP_SLOT 65536  /* one datagram, read whole (D1) */
+#define UDP_HEAD 512    /* its first bytes: all of most queries */
+#define UDP_ARENA 65536 /* replies of one batch, copied */
+#define UDP_KEEP 4096   /* arena bytes kept resident */
+#define UDP_MAP (UDP_BATCH * (UDP_SLOT + UDP_HEAD) + UDP_ARENA)
 #define UDP_REQ_MAX 8192          /* reply contexts alive at once */
 #define TCP_FRAME_MAX (2 + 65535) /* length prefix + largest message */
 #define TCP_OUT_MAX (64 * 1024)   /* unread reply bytes before we pause */
@@ -59,6 +68,40 @@ struct udp_req {
 		struct in6_pktinfo v6;
 	} pi;
 	struct udp_req *next_free; /* free list link */
+};
+
+/* Room for one pktinfo control message (and whatever else comes). */
+union udp_cbuf {
+	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
+	struct cmsghdr align;
+};
+
+/*
+ * One wakeup's worth of UDP: the datagrams read by one recvmmsg(), and
+ * the replies produced while serving them, sent by sendmmsg() at the end.
+ * Buffers are one anonymous mapping, touched only as far as datagrams and
+ * replies reach.  A datagram is scattered: its first UDP_HEAD bytes into
+ * heads (32 x 512 bytes: four pages hold a whole batch of usual queries),
+ * the rest into its 64 KiB slot, just after room for the head, which is
+ * copied there when the datagram is longer.  udp_trim() gives back the
+ * pages that an unusually large datagram or reply touched.
+ */
+struct udp_batch {
+	struct mmsghdr rmsg[UDP_BATCH];
+	struct iovec riov[UDP_BATCH][2]; /* head, rest of the slot */
+	struct udp_req *rreq[UDP_BATCH];
+	union udp_cbuf rcbuf[UDP_BATCH];
+	struct mmsghdr smsg[UDP_BATCH];
+	struct iovec siov[UDP_BATCH];
+	struct udp_req *sreq[UDP_BATCH]; /* put back once sent */
+	union udp_cbuf scbuf[UDP_BATCH];
+	unsigned nsend;      /* replies queued */
+	size_t sused;        /* arena bytes they hold */
+	int fd;              /* the socket being served */
+	struct udp_req *cur; /* the query being served: its reply queues */
+	uint8_t *slots;      /* UDP_BATCH x UDP_SLOT */
+	uint8_t *arena;      /* UDP_ARENA bytes */
+	uint8_t *heads;      /* UDP_BATCH x UDP_HEAD */
 };
 
 struct tcp_conn {
@@ -92,7 +135,7 @@ struct agent_listeners {
 	size_t udp_inflight; /* of which awaiting their reply */
 	int stopping;
 	struct agent_listen_stats stats;
-	uint8_t buf[65536]; /* one datagram, used within one callback */
+	struct udp_batch batch; /* used within one udp_receive() */
 };
 
 /* "IP:port" / "[IPv6]:port" of a socket address, "-" when unknown. */
@@ -140,50 +183,132 @@ udp_req_put(struct agent_listeners *l, struct udp_req *r)
 	l->free_reqs = r;
 }
 
+/*
+ * Fills mh to send iov to r's client from the address its query came to
+ * (a pktinfo control message in cbuf on wildcard binds).
+ */
+static void
+udp_msg_fill(struct msghdr *mh, struct udp_req *r, struct iovec *iov,
+    union udp_cbuf *cbuf)
+{
+	struct cmsghdr *c;
+
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_name = &r->peer;
+	mh->msg_namelen = r->peerlen;
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	if (!r->has_pi)
+		return;
+	memset(cbuf, 0, sizeof(*cbuf));
+	mh->msg_control = cbuf;
+	if (r->ul->family == AF_INET) {
+		mh->msg_controllen = CMSG_SPACE(sizeof(r->pi.v4));
+		c = CMSG_FIRSTHDR(mh);
+		c->cmsg_level = IPPROTO_IP;
+		c->cmsg_type = IP_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(r->pi.v4));
+		r->pi.v4.ipi_ifindex = 0;
+		memcpy(CMSG_DATA(c), &r->pi.v4, sizeof(r->pi.v4));
+	} else {
+		mh->msg_controllen = CMSG_SPACE(sizeof(r->pi.v6));
+		c = CMSG_FIRSTHDR(mh);
+		c->cmsg_level = IPPROTO_IPV6;
+		c->cmsg_type = IPV6_PKTINFO;
+		c->cmsg_len = CMSG_LEN(sizeof(r->pi.v6));
+		memcpy(CMSG_DATA(c), &r->pi.v6, sizeof(r->pi.v6));
+	}
+}
+
+/*
+ * Sends the replies queued while a receive batch was served, with as few
+ * sendmmsg() calls as the socket allows.  Write errors are ignored (SPEC
+ * §3): a reply the kernel refuses is skipped, the rest still go, and
+ * nothing ever blocks.
+ */
+static void
+udp_flush(struct agent_listeners *l)
+{
+	struct udp_batch *b = &l->batch;
+	unsigned i = 0;
+	int n;
+
+	while (i < b->nsend) {
+		n = sendmmsg(b->fd, b->smsg + i, b->nsend - i,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			i += (unsigned)n;
+		else if (n < 0 && errno == EINTR)
+			continue;
+		else
+			i++; /* the first message failed: drop it alone */
+	}
+	for (i = 0; i < b->nsend; i++)
+		udp_req_put(l, b->sreq[i]);
+	b->nsend = 0;
+	b->sused = 0;
+}
+
+/* Queues a reply produced while its query is served (local answers). */
+static void
+udp_queue(struct agent_listeners *l, struct udp_req *r, const uint8_t *reply,
+    size_t len)
+{
+	struct udp_batch *b = &l->batch;
+	struct iovec *iov;
+
+	if (b->nsend == UDP_BATCH || len > UDP_ARENA - b->sused)
+		udp_flush(l);
+	iov = &b->siov[b->nsend];
+	iov->iov_base = b->arena + b->sused;
+	iov->iov_len = len;
+	memcpy(iov->iov_base, reply, len);
+	b->sused += len;
+	udp_msg_fill(&b->smsg[b->nsend].msg_hdr, r, iov, &b->scbuf[b->nsend]);
+	b->sreq[b->nsend++] = r;
+}
+
 static void
 udp_reply(const uint8_t *reply, size_t len, void *arg)
 {
 	struct udp_req *r = arg;
 	struct udp_listener *ul = r->ul;
-	union {
-		char v4[CMSG_SPACE(sizeof(struct in_pktinfo))];
-		char v6[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-	} cbuf;
+	struct agent_listeners *l = ul->owner;
+	union udp_cbuf cbuf;
 	struct iovec iov = {(void *)reply, len};
 	struct msghdr mh;
 
 	if (len == 0 || ul->fd < 0)
 		goto out;
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_name = &r->peer;
-	mh.msg_namelen = r->peerlen;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (r->has_pi) {
-		struct cmsghdr *c;
-
-		memset(&cbuf, 0, sizeof(cbuf));
-		mh.msg_control = &cbuf;
-		mh.msg_controllen =
-		    ul->family == AF_INET ? sizeof(cbuf.v4) : sizeof(cbuf.v6);
-		c = CMSG_FIRSTHDR(&mh);
-		if (ul->family == AF_INET) {
-			c->cmsg_level = IPPROTO_IP;
-			c->cmsg_type = IP_PKTINFO;
-			c->cmsg_len = CMSG_LEN(sizeof(r->pi.v4));
-			r->pi.v4.ipi_ifindex = 0;
-			memcpy(CMSG_DATA(c), &r->pi.v4, sizeof(r->pi.v4));
-		} else {
-			c->cmsg_level = IPPROTO_IPV6;
-			c->cmsg_type = IPV6_PKTINFO;
-			c->cmsg_len = CMSG_LEN(sizeof(r->pi.v6));
-			memcpy(CMSG_DATA(c), &r->pi.v6, sizeof(r->pi.v6));
-		}
+	if (r == l->batch.cur) { /* served within udp_receive() */
+		l->batch.cur = NULL;
+		udp_queue(l, r, reply, len);
+		return;
 	}
-	/* Write errors are ignored (SPEC §3): the client will retry. */
+	/* A reply that came later (forwarding) goes at once. */
+	udp_msg_fill(&mh, r, &iov, &cbuf);
 	(void)sendmsg(ul->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 out:
-	udp_req_put(ul->owner, r);
+	if (r == l->batch.cur)
+		l->batch.cur = NULL;
+	udp_req_put(l, r);
+}
+
+/* Points the receive batch at its buffers, once. */
+static void
+udp_batch_init(struct udp_batch *b)
+{
+	unsigned i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		b->riov[i][0].iov_base = b->heads + (size_t)i * UDP_HEAD;
+		b->riov[i][0].iov_len = UDP_HEAD;
+		b->riov[i][1].iov_base =
+		    b->slots + (size_t)i * UDP_SLOT + UDP_HEAD;
+		b->riov[i][1].iov_len = UDP_SLOT - UDP_HEAD;
+		b->rmsg[i].msg_hdr.msg_iov = b->riov[i];
+		b->rmsg[i].msg_hdr.msg_iovlen = 2;
+	}
 }
 
 /* Local address of a datagram from its pktinfo control message. */
@@ -205,52 +330,102 @@ udp_take_pktinfo(struct udp_req *r, struct msghdr *mh)
 	}
 }
 
+/*
+ * Every reply context is busy (cannot happen below the forward cap):
+ * drop a batch' worth of datagrams, or the event would spin.
+ */
+static void
+udp_drop(struct agent_listeners *l, int fd)
+{
+	uint8_t byte;
+	int i;
+
+	for (i = 0; i < UDP_BATCH; i++) {
+		if (recv(fd, &byte, 1, MSG_DONTWAIT | MSG_TRUNC) < 0)
+			return;
+		l->stats.udp_dropped++;
+	}
+}
+
+/*
+ * Gives back the pages past the first keep bytes of p (page-aligned) that
+ * a large datagram or reply touched, so that one 64 KiB message does not
+ * keep the batch buffers resident.
+ */
+static void
+udp_trim(uint8_t *p, size_t used, size_t keep)
+{
+	if (used > keep)
+		(void)madvise(p + keep, used - keep, MADV_DONTNEED);
+}
+
+/*
+ * Reads up to UDP_BATCH datagrams with one recvmmsg(), serves each in
+ * turn, and sends the replies produced meanwhile with sendmmsg().
+ */
 static void
 udp_receive(evutil_socket_t fd, short what, void *arg)
 {
 	struct udp_listener *ul = arg;
 	struct agent_listeners *l = ul->owner;
-	char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
-	int i;
+	struct udp_batch *b = &l->batch;
+	unsigned i, nreq;
+	size_t big = 0;
+	int got;
 
 	(void)what;
-	for (i = 0; i < UDP_BATCH; i++) {
-		struct udp_req *r = udp_req_get(l);
-		struct iovec iov = {l->buf, sizeof(l->buf)};
-		struct msghdr mh;
-		ssize_t n;
+	for (nreq = 0; nreq < UDP_BATCH; nreq++) {
+		struct msghdr *mh = &b->rmsg[nreq].msg_hdr;
+		struct udp_req *r;
 
-		if (r == NULL) {
-			/* Every context busy (cannot happen below the
-			 * forward cap): drop, or the event would spin. */
-			if (recv(fd, l->buf, sizeof(l->buf), MSG_DONTWAIT) < 0)
-				return;
-			l->stats.udp_dropped++;
-			continue;
-		}
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_name = &r->peer;
-		mh.msg_namelen = sizeof(r->peer);
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = ul->wildcard ? cbuf : NULL;
-		mh.msg_controllen = ul->wildcard ? sizeof(cbuf) : 0;
-		n = recvmsg(fd, &mh, MSG_DONTWAIT);
-		if (n < 0) {
-			udp_req_put(l, r);
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR)
-				l->stats.udp_recv_errors++;
-			return;
+		if ((r = udp_req_get(l)) == NULL)
+			break;
+		b->rreq[nreq] = r;
+		mh->msg_name = &r->peer;
+		mh->msg_namelen = sizeof(r->peer);
+		mh->msg_control = ul->wildcard ? &b->rcbuf[nreq] : NULL;
+		mh->msg_controllen = ul->wildcard ? sizeof(b->rcbuf[nreq]) : 0;
+	}
+	if (nreq == 0) {
+		udp_drop(l, fd);
+		return;
+	}
+	got = recvmmsg(fd, b->rmsg, nreq, MSG_DONTWAIT, NULL);
+	if (got < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			l->stats.udp_recv_errors++;
+		got = 0;
+	}
+	for (i = (unsigned)got; i < nreq; i++)
+		udp_req_put(l, b->rreq[i]);
+	b->fd = fd;
+	for (i = 0; i < (unsigned)got; i++) {
+		struct udp_req *r = b->rreq[i];
+		struct msghdr *mh = &b->rmsg[i].msg_hdr;
+		size_t n = b->rmsg[i].msg_len;
+		uint8_t *pkt = b->riov[i][0].iov_base;
+		uint8_t *slot = b->slots + (size_t)i * UDP_SLOT;
+
+		if (n > UDP_HEAD) { /* make it contiguous in its slot */
+			memcpy(slot, pkt, UDP_HEAD);
+			pkt = slot;
 		}
 		r->ul = ul;
-		r->peerlen = mh.msg_namelen;
+		r->peerlen = mh->msg_namelen;
 		r->has_pi = 0;
 		if (ul->wildcard)
-			udp_take_pktinfo(r, &mh);
-		rsv_query(l->srv.rsv, *l->srv.table, l->buf, (size_t)n, RSV_UDP,
-		    udp_reply, r);
+			udp_take_pktinfo(r, mh);
+		b->cur = r;
+		rsv_query(l->srv.rsv, *l->srv.table, pkt, n, RSV_UDP, udp_reply,
+		    r);
+		b->cur = NULL;
+		if (n > UDP_HEAD)
+			udp_trim(slot, n, 0);
+		if (b->sused > big)
+			big = b->sused;
 	}
+	udp_flush(l);
+	udp_trim(b->arena, big, UDP_KEEP);
 }
 
 /* ---- TCP ---- */
@@ -494,6 +669,7 @@ agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
 	char client[INET6_ADDRSTRLEN + 8], name[LOG_NAME_MAX];
 	char type[16], rc[16], lat[32];
 	const char *vals[7];
+	double secs;
 	uint16_t qtype;
 	int rcode, warn;
 
@@ -502,6 +678,7 @@ agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
 	           (len >= 4 && (reply[3] & 0xf) == 2)); /* SERVFAIL */
 	if (!agent_log_queries() && !warn)
 		return;
+	secs = agent_log_queries() ? rsv_reply_seconds(info) : 0;
 	listen_client(info, arg, client, sizeof(client));
 	if (rsv_reply_describe(reply, len, name, sizeof(name), &qtype,
 	        &rcode) != 0)
@@ -525,7 +702,7 @@ agent_on_reply(const struct rsv_reply_info *info, const uint8_t *reply,
 		    name[0] != '\0' ? name : "-", type, client);
 	if (!agent_log_queries())
 		return;
-	snprintf(lat, sizeof(lat), "%.3f", info->seconds * 1e3);
+	snprintf(lat, sizeof(lat), "%.3f", secs * 1e3);
 	vals[0] = client;
 	vals[1] = info->tr == RSV_UDP ? "udp" : "tcp";
 	vals[2] = name[0] != '\0' ? name : "-";
@@ -640,6 +817,15 @@ agent_listeners_open(const struct agent_server *srv,
 		return -ENOMEM;
 	l->srv = *srv;
 	l->max_conns = cfg->tcp_max_conns;
+	l->batch.slots = mmap(NULL, UDP_MAP, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (l->batch.slots == MAP_FAILED) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->batch.arena = l->batch.slots + UDP_BATCH * UDP_SLOT;
+	l->batch.heads = l->batch.arena + UDP_ARENA;
+	udp_batch_init(&l->batch);
 	TAILQ_INIT(&l->conns);
 	for (i = 0; i < cfg->nlisten; i++) {
 		const struct agent_addr *a = &cfg->listen[i];
@@ -742,5 +928,6 @@ agent_listeners_close(struct agent_listeners *l)
 		l->free_reqs = r->next_free;
 		free(r);
 	}
+	munmap(l->batch.slots, UDP_MAP);
 	free(l);
 }

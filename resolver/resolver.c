@@ -202,15 +202,21 @@ rsv_deliver(rsv_log_fn log, enum rsv_transport tr, enum rsv_source src,
     const uint8_t *reply, size_t len)
 {
 	if (log != NULL) {
-		struct rsv_reply_info info = {tr, src, 0, malformed};
-		struct timespec t1;
+		struct rsv_reply_info info = {tr, src, malformed, t0};
 
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		info.seconds = (double)(t1.tv_sec - t0->tv_sec) +
-		               (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 		log(&info, reply, len, arg);
 	}
 	cb(reply, len, arg);
+}
+
+double
+rsv_reply_seconds(const struct rsv_reply_info *info)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - info->start->tv_sec) +
+	       (double)(t1.tv_nsec - info->start->tv_nsec) / 1e9;
 }
 
 /* Replies with an rcode of our own (SERVFAIL, FORMERR, ...). */

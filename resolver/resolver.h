@@ -21,6 +21,7 @@
 struct event_base;
 struct nds_table;
 struct rsv;
+struct timespec;
 
 enum rsv_transport { RSV_UDP = 0, RSV_TCP = 1 };
 
@@ -41,9 +42,15 @@ struct rsv_upstream {
 struct rsv_reply_info {
 	enum rsv_transport tr; /* the client's transport */
 	int source;            /* enum rsv_source */
-	double seconds;        /* from rsv_query() to this reply */
 	int malformed;         /* the query failed the pre-handler rules */
+	const struct timespec *start; /* when rsv_query() began (monotonic) */
 };
+
+/*
+ * Seconds from rsv_query() to now, for a log line.  Reads the clock, so the
+ * log callback calls it only when it writes the line.
+ */
+double rsv_reply_seconds(const struct rsv_reply_info *info);
 
 /*
  * Called just before the reply callback, with the same reply bytes (len 0:

@@ -614,44 +614,75 @@ wr_count(struct rsv_writer *t)
 }
 
 /*
- * Appends one RR whose rdata is given as parts.  Works on a copy of the
- * writer and commits it only when the whole RR fitted.
+ * What an append may change, so that a failed one is undone: the bytes
+ * past len are not the message, and comp only grows past ncomp, where it
+ * is kept zero, so that the writer is restored byte for byte.  (Cheaper
+ * than working on a copy of the whole writer, compression table included.)
+ */
+struct wr_mark {
+	size_t len;
+	struct rsv_hdr counts;
+	uint16_t ncomp;
+};
+
+static void
+wr_mark(const struct rsv_writer *w, struct wr_mark *m)
+{
+	m->len = w->len;
+	m->counts = w->hdr_counts;
+	m->ncomp = w->ncomp;
+}
+
+static int
+wr_undo(struct rsv_writer *w, const struct wr_mark *m, int rc)
+{
+	if (w->ncomp > m->ncomp)
+		memset(w->comp + m->ncomp, 0,
+		    (w->ncomp - m->ncomp) * sizeof(w->comp[0]));
+	w->len = m->len;
+	w->hdr_counts = m->counts;
+	w->ncomp = m->ncomp;
+	return rc;
+}
+
+/*
+ * Appends one RR whose rdata is given as parts, whole or not at all.
  */
 static int
 wr_rr(struct rsv_writer *w, const uint8_t *owner, size_t olen, uint16_t type,
     uint16_t rclass, uint32_t ttl, const struct part *parts, int nparts)
 {
-	struct rsv_writer t = *w;
+	struct wr_mark m;
 	size_t rdstart;
 	uint8_t fixed[RR_FIXED_LEN];
 	int i, rc;
 
 	if (name_check(owner, olen) != 0)
 		return -EINVAL;
-	if ((rc = wr_count(&t)) != 0)
-		return rc;
+	wr_mark(w, &m);
+	if ((rc = wr_count(w)) != 0)
+		return wr_undo(w, &m, rc);
 	rsv_put16(fixed, type);
 	rsv_put16(fixed + 2, rclass);
 	rsv_put32(fixed + 4, ttl);
-	if (wr_name(&t, owner, olen, 1) != 0 ||
-	    wr_bytes(&t, fixed, RR_FIXED_LEN) != 0)
-		return -ENOSPC;
-	rdstart = t.len;
+	if (wr_name(w, owner, olen, 1) != 0 ||
+	    wr_bytes(w, fixed, RR_FIXED_LEN) != 0)
+		return wr_undo(w, &m, -ENOSPC);
+	rdstart = w->len;
 	for (i = 0; i < nparts; i++) {
 		if (parts[i].kind == PART_BYTES)
-			rc = wr_bytes(&t, parts[i].p, parts[i].plen);
+			rc = wr_bytes(w, parts[i].p, parts[i].plen);
 		else if (name_check(parts[i].p, parts[i].plen) != 0)
-			return -EINVAL;
+			rc = -EINVAL;
 		else
-			rc = wr_name(&t, parts[i].p, parts[i].plen,
+			rc = wr_name(w, parts[i].p, parts[i].plen,
 			    parts[i].kind == PART_NAME);
 		if (rc != 0)
-			return rc;
+			return wr_undo(w, &m, rc);
 	}
-	if (t.len - rdstart > UINT16_MAX)
-		return -EINVAL;
-	rsv_put16(t.buf + rdstart - 2, (uint16_t)(t.len - rdstart));
-	*w = t;
+	if (w->len - rdstart > UINT16_MAX)
+		return wr_undo(w, &m, -EINVAL);
+	rsv_put16(w->buf + rdstart - 2, (uint16_t)(w->len - rdstart));
 	return 0;
 }
 
@@ -659,17 +690,17 @@ int
 rsv_writer_question(struct rsv_writer *w, const uint8_t *name, size_t nlen,
     uint16_t qtype, uint16_t qclass)
 {
-	struct rsv_writer t = *w;
+	struct wr_mark m;
 
-	if (t.section != 0 || name_check(name, nlen) != 0)
+	if (w->section != 0 || name_check(name, nlen) != 0)
 		return -EINVAL;
-	if (t.hdr_counts.qdcount == UINT16_MAX)
+	if (w->hdr_counts.qdcount == UINT16_MAX)
 		return -ENOSPC;
-	if (wr_name(&t, name, nlen, 1) != 0 || wr_u16(&t, qtype) != 0 ||
-	    wr_u16(&t, qclass) != 0)
-		return -ENOSPC;
-	t.hdr_counts.qdcount++;
-	*w = t;
+	wr_mark(w, &m);
+	if (wr_name(w, name, nlen, 1) != 0 || wr_u16(w, qtype) != 0 ||
+	    wr_u16(w, qclass) != 0)
+		return wr_undo(w, &m, -ENOSPC);
+	w->hdr_counts.qdcount++;
 	return 0;
 }
 

@@ -244,6 +244,10 @@ FWD_UP_PORT=""
 FWD_UP_PID=""
 CACHE_RUN=0
 
+# dnsproxy's table in the table runs: table.json, or table.pb (the same
+# NameTable in protobuf form) for the second start-up measurement.
+TABLE_FILE=table.json
+
 # server_cmd SERVER PORT DIR: fills the array CMD (forwarding servers when
 # FWD_UP_PORT is set).
 server_cmd() {
@@ -255,7 +259,7 @@ server_cmd() {
 	case "$server" in
 	dnsproxy)
 		CMD=("$DNSPROXY_BIN" --listen "127.0.0.1:$port"
-			--table "$dir/table.json" --namespace ns-0
+			--table "$dir/$TABLE_FILE" --namespace ns-0
 			--resolv-conf "$TMP/resolv.conf")
 		dnsproxy_extra_args
 		;;
@@ -393,16 +397,18 @@ EOF
 	rm -f "$TMP/$server.pid"
 }
 
+# startup_phase SERVER SIZE [NAME]: start-to-first-answer samples into
+# SIZE/NAME.startup.json (NAME defaults to SERVER).
 startup_phase() {
-	local server=$1 n=$2 dir=$TMP/$2 port
+	local server=$1 n=$2 name=${3:-$1} dir=$TMP/$2 port
 	port=$(free_port)
 	server_cmd "$server" "$port" "$dir"
 	probe_args "$dir"
 	"$PY" "$HERE/probe.py" startup --port "$port" "${PROBE[@]}" \
 		--repeat "$STARTUP_REPEAT" --cpu 0 --timeout 60 \
-		--pidfile "$TMP/$server.pid" --log "$dir/$server.startup.log" \
-		-- "${CMD[@]}" >"$dir/$server.startup.json" ||
-		die_log "$dir/$server.startup.log" "$server start-up probe failed"
+		--pidfile "$TMP/$server.pid" --log "$dir/$name.startup.log" \
+		-- "${CMD[@]}" >"$dir/$name.startup.json" ||
+		die_log "$dir/$name.startup.log" "$name start-up probe failed"
 }
 
 # ---- run ---------------------------------------------------------------------
@@ -426,6 +432,12 @@ for n in "${SIZES[@]}"; do
 	for server in "${SERVER_LIST[@]}"; do
 		echo "bench: [$n services] $server: start-to-first-answer x$STARTUP_REPEAT" >&2
 		startup_phase "$server" "$n"
+		if [ "$server" = dnsproxy ]; then
+			echo "bench: [$n services] dnsproxy, protobuf table: start-to-first-answer x$STARTUP_REPEAT" >&2
+			TABLE_FILE=table.pb
+			startup_phase dnsproxy "$n" dnsproxy-pb
+			TABLE_FILE=table.json
+		fi
 	done
 	for ((r = 0; r < ROUNDS; r++)); do
 		order=("${SERVER_LIST[@]}")

@@ -5,6 +5,9 @@ forwarding run.
 Writes into OUTDIR:
   table.json   NameTable JSON for dnsproxy (SPEC §1): N Kubernetes services
                spread over ~50 namespaces, plus a few External ServiceEntries
+  table.pb     the same NameTable in protobuf binary form
+               (nds/proto/istio/networking/nds/v1/nds.proto), which
+               dnsproxy's --table detects; written by hand, so no protoc
   hosts        the same FQDNs -> IPs as a hosts file for dnsmasq --addn-hosts
   queries.txt  dnsperf input: A queries for a random sample of FQDNs that both
                servers know (Kubernetes services and non-wildcard externals)
@@ -70,6 +73,42 @@ def write_misses(args):
         f.write("\n")
 
 
+# The NameTable protobuf (nds.proto), encoded by hand (standard library
+# only):  message NameTable { map<string, NameInfo> table = 1; }
+#         message NameInfo { repeated string ips = 1; string registry = 2;
+#                            string shortname = 3; string namespace = 4; }
+# A map entry is a nested message {string key = 1; NameInfo value = 2;}.
+def pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_bytes(field, data):
+    """A length-delimited field (wire type 2)."""
+    return pb_varint(field << 3 | 2) + pb_varint(len(data)) + data
+
+
+def pb_name_table(table):
+    """NameTable bytes of {host: {"ips", "registry", "shortname",
+    "namespace"}}; empty strings are left out, as proto3 does."""
+    out = bytearray()
+    for host, info in table.items():
+        v = b"".join(pb_bytes(1, ip.encode()) for ip in info["ips"])
+        for field, key in ((2, "registry"), (3, "shortname"),
+                           (4, "namespace")):
+            if info.get(key):
+                v += pb_bytes(field, info[key].encode())
+        out += pb_bytes(1, pb_bytes(1, host.encode()) + pb_bytes(2, v))
+    return bytes(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,6 +156,9 @@ def main():
     with open(os.path.join(args.outdir, "table.json"), "w") as f:
         json.dump({"table": table}, f, separators=(",", ":"))
         f.write("\n")
+
+    with open(os.path.join(args.outdir, "table.pb"), "wb") as f:
+        f.write(pb_name_table(table))
 
     with open(os.path.join(args.outdir, "hosts"), "w") as f:
         for host, hips in answers:

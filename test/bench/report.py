@@ -6,6 +6,7 @@ Reads, for each size N, server S and round R, in TMP/N/:
   S.rR.lat    dnsperf -v output of the steady-rate (latency) phase
   S.rR.proc   key=value: CPU ticks of both phases, VmHWM, VmRSS
   S.startup.json  start-to-first-answer samples: wall, CPU and run-queue ms
+  dnsproxy-pb.startup.json  the same for dnsproxy with the protobuf table
 and, with --forward, the same S.rR.* files of the forwarding run in TMP/fwd/
 (plus the upstream's CPU ticks in S.rR.proc), and with --cache those of the
 cache run (repeated forwarded names, both caches on) in TMP/cache/.
@@ -33,6 +34,11 @@ METRICS = [
     ("vmrss_after_mib", "RSS after the load, VmRSS (MiB)", "{:,.1f}", "lower"),
     ("startup_ms", "start to first answer, median (ms)", "{:,.1f}", "lower"),
     ("startup_cpu_ms", "server CPU time until first answer, median (ms)", "{:,.1f}", "lower"),
+    # dnsproxy with table.pb; dnsmasq's column repeats its hosts-file figure.
+    ("startup_pb_ms", "start to first answer, protobuf table, median (ms)", "{:,.1f}",
+     "lower"),
+    ("startup_pb_cpu_ms", "server CPU until first answer, protobuf table (ms)", "{:,.1f}",
+     "lower"),
     # Context, not scores: how much of CPU 0 the server got.
     ("cpu_util_max", "server CPU, throughput phase (% of a core)", "{:.0f}", None),
     ("rqwait_max_pct", "server run-queue wait, throughput (% of time)", "{:.0f}", None),
@@ -253,6 +259,16 @@ def print_table(entry, cols, both, title, metrics, rate, forward=False,
         if st:
             notes.append("%s start-up samples, wall/CPU ms: %s" % (c, ", ".join(
                 "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
+        st = entry["servers"][c].get("startup_pb_samples")
+        if st:
+            notes.append("%s start-up samples with the protobuf table (table.pb), "
+                         "wall/CPU ms: %s" % (c, ", ".join(
+                             "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
+    if any(entry["servers"][c].get("startup_pb_samples") for c in cols) and \
+            "dnsmasq" in cols:
+        notes.append("the protobuf start-up rows: dnsproxy reading table.pb (the same "
+                     "NameTable as table.json); dnsmasq's column repeats its hosts-file "
+                     "figure, the only format it has")
     if forward and cache_names is None:
         notes.insert(0, "every query is a distinct name neither server knows; both forward "
                         "it to the same dnsmasq (--address=/miss.example/, cache off) on "
@@ -270,6 +286,56 @@ def print_table(entry, cols, both, title, metrics, rate, forward=False,
                         "(above 1 for 'higher', below 1 for 'lower'); within 5% = about equal")
     for line in notes:
         print("  * " + line)
+
+
+# Issue 8's targets, checked against this run (ratios from the same run).
+RSS_TARGET_SERVICES = 1000
+RSS_TARGET_MIB = 4.0
+
+
+def targets(result, sizes, args):
+    """[{what, value (text), number, goal, met (None: unknown)}] for issue 8."""
+    out = []
+
+    def ratio(entry, key):
+        return entry["ratio_dnsproxy_over_dnsmasq"].get(key)
+
+    if sizes:
+        n = max(sizes)
+        e = result["sizes"][str(n)]
+        r = ratio(e, "q_per_cpu_s")
+        out.append(("table hits per server CPU-second, %s services" % "{:,}".format(n),
+                    fmt("{:.2f}x dnsmasq", r), ">= 1.5x", None if r is None else r >= 1.5, r))
+        r = ratio(e, "lat_p99_us")
+        out.append(("p99 latency at %s qps, %s services" % ("{:,}".format(args.rate),
+                                                          "{:,}".format(n)),
+                    fmt("{:.2f}x dnsmasq", r), "<= 1.0x", None if r is None else r <= 1.0, r))
+    if RSS_TARGET_SERVICES in sizes:
+        e = result["sizes"][str(RSS_TARGET_SERVICES)]
+        v = e["servers"]["dnsproxy"]["metrics"].get("vmhwm_mib")
+        out.append(("peak RSS (VmHWM), %s services" % "{:,}".format(RSS_TARGET_SERVICES),
+                    fmt("{:.1f} MiB", v), "<= %.0f MiB" % RSS_TARGET_MIB,
+                    None if v is None else v <= RSS_TARGET_MIB, v))
+    if "forward" in result:
+        r = ratio(result["forward"], "q_per_cpu_s")
+        out.append(("forwarded unique misses per server CPU-second",
+                    fmt("{:.2f}x dnsmasq", r), ">= 1.0x", None if r is None else r >= 1.0, r))
+    if "cache" in result:
+        r = ratio(result["cache"], "q_per_cpu_s")
+        out.append(("cache hits per server CPU-second",
+                    fmt("{:.2f}x dnsmasq", r), ">= 1.0x", None if r is None else r >= 1.0, r))
+    return [{"what": w, "value": v, "number": x, "goal": g, "met": m}
+            for w, v, g, m, x in out]
+
+
+def print_targets(rows):
+    if not rows:
+        return
+    print()
+    print("== Targets (issue 8; from the tables above) ==")
+    for t in rows:
+        met = {True: "met", False: "NOT met", None: "-"}[t["met"]]
+        print("%-52s %16s  goal %-9s %s" % (t["what"], t["value"], t["goal"], met))
 
 
 def main():
@@ -335,8 +401,21 @@ def main():
             for k, src in (("startup_ms", "wall_ms"), ("startup_cpu_ms", "cpu_ms"),
                            ("startup_rqwait_ms", "rqwait_ms")):
                 metrics[k] = statistics.median(startup[src]) if startup[src] else None
+            pb = None
+            pb_path = os.path.join(d, "dnsproxy-pb.startup.json")
+            if s == "dnsproxy" and os.path.exists(pb_path):
+                pb = json.load(open(pb_path))
+                for k, src in (("startup_pb_ms", "wall_ms"),
+                               ("startup_pb_cpu_ms", "cpu_ms")):
+                    metrics[k] = statistics.median(pb[src]) if pb[src] else None
+            elif s == "dnsmasq":
+                # dnsmasq has one table format: compare with its hosts file
+                metrics["startup_pb_ms"] = metrics["startup_ms"]
+                metrics["startup_pb_cpu_ms"] = metrics["startup_cpu_ms"]
             entry["servers"][s] = {"metrics": metrics, "startup_samples": startup,
                                    "rounds": rounds}
+            if pb is not None:
+                entry["servers"][s]["startup_pb_samples"] = pb
         if both:
             a = entry["servers"]["dnsproxy"]["metrics"]
             b = entry["servers"]["dnsmasq"]["metrics"]
@@ -386,6 +465,9 @@ def main():
                     % "{:,}".format(args.cache_names),
                     FWD_METRICS, args.cache_rate, forward=True,
                     cache_names=args.cache_names)
+    if both:
+        result["targets"] = targets(result, sizes, args)
+        print_targets(result["targets"])
     print()
     print("  load average now: %s; noisy shared host: compare ratios within one run only"
           % " ".join(meta["loadavg_at_report"]))

@@ -947,13 +947,36 @@ test_writer_compresses_suffix_and_rdata(void **state)
 	assert_int_equal(w.len - start, 2 + 10 + 2);
 }
 
+/*
+ * A failed append leaves the writer as it was, byte for byte (as
+ * fuzz_wire checks), and the message bytes too (those past len are not
+ * the message).  The fields first, for a readable failure.
+ */
+static void
+writer_assert_same(const struct rsv_writer *w, const struct rsv_writer *saved,
+    const uint8_t *msg)
+{
+	assert_int_equal(w->len, saved->len);
+	assert_int_equal(w->limit, saved->limit);
+	assert_int_equal(w->section, saved->section);
+	assert_memory_equal(&w->hdr_counts, &saved->hdr_counts,
+	    sizeof(w->hdr_counts));
+	assert_int_equal(w->ncomp, saved->ncomp);
+	assert_memory_equal(w->comp, saved->comp,
+	    saved->ncomp * sizeof(w->comp[0]));
+	assert_memory_equal(w->buf + RSV_HDR_LEN, msg + RSV_HDR_LEN,
+	    w->len - RSV_HDR_LEN);
+	assert_memory_equal(w, saved, sizeof(*w));
+}
+
 static void
 test_writer_append_is_atomic(void **state)
 {
 	static const uint8_t rd[40] = {0};
-	uint8_t buf[512], name[RSV_NAME_MAX], other[RSV_NAME_MAX];
+	uint8_t buf[512], msg[512], name[RSV_NAME_MAX], other[RSV_NAME_MAX];
 	struct rsv_writer w, saved;
 	size_t n = wire_of("a.example", name), on = wire_of("b.other", other);
+	size_t start;
 
 	(void)state;
 	memset(buf, 0, sizeof(buf));
@@ -962,17 +985,25 @@ test_writer_append_is_atomic(void **state)
 	rsv_writer_section(&w, 1);
 	/* 12 + 15 = 27; an RR with a new owner (9) + 10 + 40 ends at 86 */
 	saved = w;
+	memcpy(msg, buf, sizeof(buf));
 	assert_int_equal(rsv_writer_rr(&w, other, on, 16, 1, 30, rd, 40),
 	    -ENOSPC);
-	assert_memory_equal(&w, &saved, sizeof(w));
+	writer_assert_same(&w, &saved, msg);
+	/* The failed RR's owner was not remembered for compression: the next
+	 * RR writes it in full, where the failed one had started. */
+	start = w.len;
 	assert_int_equal(rsv_writer_rr_name(&w, other, on, 5, 1, 30, other, on),
 	    0);
+	assert_memory_equal(buf + start, other, on);
+	assert_int_equal(rsv_get16(buf + start + on + 8), 2); /* rdata: ptr */
+	assert_int_equal(rsv_get16(buf + start + on + 10), 0xc000 | start);
 	saved = w;
+	memcpy(msg, buf, sizeof(buf));
 	assert_int_equal(rsv_writer_rr_name(&w, other, on, 5, 1, 30, other, on),
 	    -ENOSPC);
-	assert_memory_equal(&w, &saved, sizeof(w));
+	writer_assert_same(&w, &saved, msg);
 	assert_int_equal(rsv_writer_opt(&w, 1232, 0, 0, 0, NULL, 0), -ENOSPC);
-	assert_memory_equal(&w, &saved, sizeof(w));
+	writer_assert_same(&w, &saved, msg);
 	/* exactly at the limit fits */
 	rsv_writer_set_limit(&w, w.len + RSV_OPT_LEN);
 	assert_int_equal(rsv_writer_opt(&w, 1232, 0, 0, RSV_EDNS_DO, NULL, 0),
@@ -980,6 +1011,26 @@ test_writer_append_is_atomic(void **state)
 	assert_int_equal(w.len, w.limit);
 	assert_int_equal(w.hdr_counts.arcount, 1);
 	assert_int_equal(w.hdr_counts.ancount, 1);
+}
+
+static void
+test_writer_question_is_atomic(void **state)
+{
+	uint8_t buf[64], name[RSV_NAME_MAX];
+	struct rsv_writer w;
+	size_t n = wire_of("a.example", name);
+
+	(void)state;
+	rsv_writer_init(&w, buf, sizeof(buf), 20); /* 12 + 11 + 4 > 20 */
+	assert_int_equal(rsv_writer_question(&w, name, n, 1, 1), -ENOSPC);
+	assert_int_equal(w.len, RSV_HDR_LEN);
+	assert_int_equal(w.hdr_counts.qdcount, 0);
+	assert_int_equal(w.ncomp, 0);
+	rsv_writer_set_limit(&w, sizeof(buf));
+	assert_int_equal(rsv_writer_question(&w, name, n, 1, 1), 0);
+	assert_int_equal(w.len, RSV_HDR_LEN + n + 4);
+	assert_memory_equal(buf + RSV_HDR_LEN, name, n);
+	assert_int_equal(w.hdr_counts.qdcount, 1);
 }
 
 static void
@@ -1574,6 +1625,7 @@ main(void)
 	    cmocka_unit_test(test_writer_compression_is_case_sensitive),
 	    cmocka_unit_test(test_writer_compresses_suffix_and_rdata),
 	    cmocka_unit_test(test_writer_append_is_atomic),
+	    cmocka_unit_test(test_writer_question_is_atomic),
 	    cmocka_unit_test(test_writer_cap_bounds_like_limit),
 	    cmocka_unit_test(test_writer_rejects_misuse),
 	    cmocka_unit_test(test_writer_never_points_past_0x3fff),
