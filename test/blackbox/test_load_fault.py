@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -270,6 +271,62 @@ def parse_dnsperf(path):
 def leading_int(text):
     m = re.match(r"\s*(\d+)", text or "")
     return int(m.group(1)) if m else None
+
+
+class UpstreamDiesWithQueriesInFlight(unittest.TestCase):
+    """The deterministic core of a crash the load test found: the only
+    upstream holds many first attempts (it never answers), then its port
+    closes.  The next query's ICMP error makes c-ares fail every attempt in
+    flight; each failure starts a second attempt, whose send fails at once
+    (the error queued on the new socket) and finishes the exchange inside
+    ares_send(), under the first attempt's callback (resolver/fwd.c
+    fwd_on_answer() used the freed exchange).  Every query must get
+    SERVFAIL and the proxy must live on.  No dnsperf or dnsmasq needed."""
+
+    N = 64
+
+    def test_every_query_answered_and_the_proxy_alive(self):
+        up = harness.FakeUpstream("silent")
+        closed = [False]
+
+        def close_up():
+            if not closed[0]:
+                closed[0] = True
+                up.close()
+        self.addCleanup(close_up)
+        table = {"table": {hot_name(0): {"ips": ["10.0.0.1"]}}}
+        p = harness.Proxy(table=table, namespace=NS, upstream=[up])
+        self.addCleanup(p.close)
+        p.start()
+        wires = [harness.build_query("gone-%03d.%s." % (i, MISS_ZONE),
+                                     qid=i + 1) for i in range(self.N + 1)]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        s.connect(p.addr4)
+        for w in wires[:self.N]:
+            s.send(w)
+        self.assertEqual(up.wait_count(self.N), self.N,
+                         "the upstream must hold every first attempt")
+        close_up()
+        s.send(wires[self.N])
+        got = {}
+        # 2 attempts of 2 s at most, and slack
+        deadline = time.monotonic() + 2 * FWD_TIMEOUT * 2 * harness.SLOW
+        while len(got) < len(wires) and time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                d = s.recv(65535)
+            except socket.timeout:
+                break
+            got[harness.query_id(d)] = d
+        p.assert_alive()
+        self.assertEqual(sorted(got), list(range(1, len(wires) + 1)),
+                         "every query answered")
+        for i, w in enumerate(wires):
+            harness.assert_servfail(self, harness.parse_reply(got[i + 1]), w)
+        r = p.ask(hot_name(0) + ".")
+        harness.assert_local(self, r, [(hot_name(0) + ".", "A", "10.0.0.1")])
 
 
 @unittest.skipIf(MISSING, "needs %s (apt-get install -y dnsperf dnsmasq; "
