@@ -244,6 +244,35 @@ class Verifier(threading.Thread):
         return self.results
 
 
+def udp_rcvbuf_errors():
+    """The host's UDP RcvbufErrors counter (/proc/net/snmp): datagrams
+    dropped because a socket's receive buffer was full (any socket)."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def udp_socket_drops(local_port=None, remote_port=None):
+    """Drops (receive buffer full) summed over the IPv4 UDP sockets bound
+    to local_port or connected to remote_port (/proc/net/udp)."""
+    total = 0
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                c = line.split()
+                lp = int(c[1].split(":")[1], 16)
+                rp = int(c[2].split(":")[1], 16)
+                if lp == local_port or rp == remote_port:
+                    total += int(c[-1])
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return total
+
+
 DNSPERF_LINE = re.compile(r"^> (\S+) (\S+) (\S+)(?: ([0-9.]+))?$")
 
 
@@ -385,9 +414,10 @@ class LoadAndFaults(unittest.TestCase):
         err_path = os.path.join(tmp, "dnsperf.err")
         cmd = [DNSPERF, "-s", "127.0.0.1", "-p", str(p.port), "-d", data,
                "-Q", str(rate), "-l", str(duration), "-v", "-t", "5",
-               "-c", "8", "-q", "20000"]
+               "-c", "8", "-q", "20000", "-b", "4096"]
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             sampler.start()
+            drops0 = udp_rcvbuf_errors()
             t0 = time.monotonic()
             perf = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err)
@@ -401,6 +431,7 @@ class LoadAndFaults(unittest.TestCase):
                     perf.kill()
                     perf.wait()
                 vres = verifier.stop()
+                drops1 = udp_rcvbuf_errors()
         if up.proc.poll() is not None:
             up.start()
         samples = sampler.stop()
@@ -424,6 +455,19 @@ class LoadAndFaults(unittest.TestCase):
         self.assertIsNotNone(sent, "no dnsperf summary: %s" % summary)
         report = self.report(rate, duration, t0, up.downs, summary,
                              samples, nonces, last, cp, replies, vres)
+        if drops0 is not None and drops1 is not None:
+            report += ("  UDP receive-buffer drops: host %d, the proxy's "
+                       "listener %s, the proxy's upstream socket %s\n" % (
+                           drops1 - drops0, udp_socket_drops(p.port),
+                           udp_socket_drops(remote_port=up.port)))
+        lost_at = sorted(int(name[1:9]) // rate for rc, name, _ in replies
+                         if rc == "T" and name.endswith(MISS_ZONE))
+        if lost_at:
+            hist = {}
+            for sec in lost_at:
+                hist[sec] = hist.get(sec, 0) + 1
+            report += ("  lost misses by send second: %s\n" %
+                       ", ".join("%d:%d" % kv for kv in sorted(hist.items())))
         sys.stderr.write(report)
         self.assertEqual(lost, 0, "dnsperf lost queries%s" % report)
         self.assertEqual(len(replies), sent, "one -v line per query")
@@ -547,9 +591,12 @@ class LoadAndFaults(unittest.TestCase):
                     min(fds or [0]), max(fds or [0])))
 
     def test_short_load_with_one_upstream_kill(self):
-        """~8 s: 5k q/s (2k under ASan), the upstream down 2 s, a push of
-        1k-3k services every second."""
-        self.scenario(duration=8, rate=2000 if ASAN else 5000, kills=[2.5],
+        """~8 s: 2k q/s (1k under ASan), the upstream down 2 s, a push of
+        1k-3k services every second.  (The rate stays low enough for the
+        listener's default receive buffer, ~270 queries, to ride out the
+        loop's stalls on a busy 2-core host while ctest runs other tests
+        beside it; see the report of the 60 s run.)"""
+        self.scenario(duration=8, rate=1000 if ASAN else 2000, kills=[2.5],
                       down=2.0, fills=[1000, 3000, 2000])
 
     @unittest.skipUnless(SLOW_TIER, "60 s at 20k q/s: slow tier only "
