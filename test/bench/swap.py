@@ -144,10 +144,11 @@ def main():
     if not os.access(a.dnsproxy_bin, os.X_OK):
         die("no dnsproxy binary at %s (build it, or --dnsproxy-bin)"
             % a.dnsproxy_bin)
+    a.dnsproxy_bin = os.path.abspath(a.dnsproxy_bin)
     # This process (the control plane's grpc threads, created later,
     # inherit it) and dnsperf on CPU 1; dnsproxy alone on CPU 0.
     os.sched_setaffinity(0, {1})
-    os.environ["DNSPROXY_BIN"] = os.path.abspath(a.dnsproxy_bin)
+    os.environ["DNSPROXY_BIN"] = a.dnsproxy_bin
     import harness      # noqa: E402 (test/blackbox)
     import xds_server   # noqa: E402
 
@@ -187,7 +188,19 @@ def main():
             proxy = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=err, stderr=err, cwd=tmp)
         t = time.monotonic()
-        first = cp.wait_for_version_ack("swap-0", 120)
+        while True:
+            try:
+                first = cp.wait_for_version_ack("swap-0", 0.5)
+                break
+            except AssertionError:
+                with open(err_path, errors="replace") as f:
+                    log = f.read()
+                if proxy.poll() is not None:
+                    die("dnsproxy exited with %s:\n%s" % (proxy.returncode,
+                                                           log[-3000:]))
+                if time.monotonic() - t > 120:
+                    die("no ACK of the first table within 120 s:\n%s"
+                        % log[-3000:])
         initial = first.time - t
         addr = ("127.0.0.1", port)
         # correctness gate: version 0 answers
