@@ -127,6 +127,7 @@ struct fwd_query {
 	uint16_t out_id;
 	unsigned sent;    /* attempts started */
 	unsigned pending; /* ares_send() callbacks still to come */
+	unsigned holds;   /* fwd_next() frames using fq (see there) */
 	int done;         /* the reply is known */
 	uint8_t *last;    /* last upstream failure reply (SERVFAIL,
 	                   * REFUSED), relayed if nothing better */
@@ -788,7 +789,23 @@ fwd_send(struct fwd_query *fq)
 	fwd_timer_rearm(ch);
 }
 
-/* Starts the next attempt(s) after a failure, or gives up. */
+/* Frees fq once its reply is known, no callback is due and no
+ * fwd_next() frame holds it. */
+static void
+fwd_release(struct fwd_query *fq)
+{
+	if (fq->done && fq->pending == 0 && fq->holds == 0)
+		fwd_query_free(fq);
+}
+
+/*
+ * Starts the next attempt(s) after a failure, or gives up; frees fq when
+ * the exchange is over, so the caller must not touch fq afterwards.
+ * ares_send() may run fwd_on_answer() before it returns (a send that fails
+ * at once, e.g. ECONNREFUSED from an ICMP error queued on the socket), and
+ * that may be this exchange's last attempt; fq->holds keeps fq allocated
+ * until this frame, which still reads it, is done with it.
+ */
 static void
 fwd_next(struct fwd_query *fq)
 {
@@ -797,14 +814,17 @@ fwd_next(struct fwd_query *fq)
 
 	if (fq->done || fq->pending > 0)
 		return;
-	if (f->destroying || fq->sent >= f->attempts) {
+	fq->holds++;
+	if (f->destroying || fq->sent >= f->attempts)
 		fwd_finish(fq, fq->last, fq->lastlen, 0);
-		return;
+	else {
+		/* Sequential: one more server.  Parallel: one more round. */
+		n = f->parallel ? (unsigned)f->nservers : 1;
+		for (i = 0; i < n && fq->sent < f->attempts && !fq->done; i++)
+			fwd_send(fq);
 	}
-	/* Sequential: one more server.  Parallel: one more round. */
-	n = f->parallel ? (unsigned)f->nservers : 1;
-	for (i = 0; i < n && fq->sent < f->attempts && !fq->done; i++)
-		fwd_send(fq);
+	fq->holds--;
+	fwd_release(fq);
 }
 
 static void
@@ -849,9 +869,9 @@ fwd_on_answer(void *arg, int status, int timeouts, unsigned char *abuf,
 		}
 	}
 	if (!fq->done)
-		fwd_next(fq);
-	if (fq->done && fq->pending == 0)
-		fwd_query_free(fq);
+		fwd_next(fq); /* may finish and free fq */
+	else
+		fwd_release(fq);
 }
 
 /*
