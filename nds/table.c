@@ -2,16 +2,18 @@
  * table.c: the NameTable collection and the compiled lookup table
  * (SPEC §1-§3).  No protobuf, no libevent, no JSON, no wire format.
  *
- * Layout of a compiled table (sized for 100k services, ~700k names):
+ * Layout of a compiled table (sized for 100k services, ~600k names):
  *
- *   arena  one byte array holding every address name ("foo.ns.", NUL
- *          terminated) and every NameTable key (the origins);
- *   recs   one 16-byte record per generated name: an address record
- *          points at an address set, a CNAME record at its target
- *          record.  A search CNAME's name is never stored: it is its base
- *          name (already in the arena) followed by search[0] + ".";
- *   slots  open addressing over recs (record index + 1, 0 = free),
- *          power of two, load <= 0.7, linear probing;
+ *   arena  one byte array holding every address name ("foo.ns.", no NUL)
+ *          and every NameTable key (the origins, NUL terminated).  A
+ *          short form that is a prefix of its entry's FQDN ("foo.ns." of
+ *          "foo.ns.svc.cluster.local.") shares the FQDN's bytes;
+ *   recs   one 20-byte record per address name: its address set and the
+ *          target of its search CNAME.  Search CNAMEs (name + search[0] +
+ *          ".", half of all names) are not stored: a lookup that misses
+ *          strips search[0] and finds the address name instead;
+ *   slots  open addressing over recs (record index + 1, 0 = free), load
+ *          <= 3/4, linear probing; sized once, from a counting pass;
  *   sets   one address set per entry (its v4 and v6 lists, stored once
  *          in the v4/v6 pools, and its key); merged sets only on
  *          non-Kubernetes collisions.
@@ -58,18 +60,17 @@ struct nds_nametable {
 };
 
 enum {
-	REC_CNAME = 1,  /* data is the target record */
-	REC_SUFFIX = 2, /* the name is arena[name..name+len] + search0 + "." */
-	REC_K8S = 4,    /* address records of a Kubernetes entry */
+	REC_K8S = 1, /* address record of a Kubernetes entry */
 };
 
 struct nds_rec {
-	uint32_t hash; /* hash_rev() of the whole name */
-	uint32_t name; /* arena offset of the name (of its base if SUFFIX) */
-	uint32_t data; /* address set, or the target record if CNAME */
-	uint16_t len;  /* bytes at name */
-	uint8_t flags; /* REC_* */
-	uint8_t spare; /* padding */
+	uint32_t hash;  /* hash_rev() of the name */
+	uint32_t name;  /* arena offset of the name (no NUL) */
+	uint32_t data;  /* address set */
+	uint32_t cn;    /* target record of name + search[0] + ".", or NONE */
+	uint8_t len;    /* bytes at name */
+	uint8_t flags;  /* REC_* */
+	uint16_t spare; /* padding */
 };
 
 struct nds_addrset {
@@ -84,12 +85,13 @@ struct nds_table {
 	unsigned refs;                /* holders; freed at 0 */
 	uint32_t ttl;                 /* TTL of synthesized records */
 	size_t entries;               /* NameTable keys */
-	char *arena;                  /* names and keys, NUL terminated */
+	size_t names;                 /* generated names, CNAMEs included */
+	char *arena;                  /* names and keys (keys NUL ended) */
 	size_t alen, acap;            /* bytes used, allocated */
-	struct nds_rec *recs;         /* generated names */
+	struct nds_rec *recs;         /* address names */
 	size_t nrecs, rcap;           /* records used, allocated */
 	uint32_t *slots;              /* hash index: record + 1, 0 = free */
-	size_t nslots;                /* power of two */
+	size_t nslots;                /* any size; load <= 3/4 */
 	struct nds_addrset *sets;     /* address sets */
 	size_t nsets, scap;           /* sets used, allocated */
 	uint8_t *v4;                  /* IPv4 pool, 4 bytes per address */
@@ -128,14 +130,17 @@ hash_rev(uint32_t h, const char *s, size_t len)
 	return h;
 }
 
-/* Spreads FNV's weak low bits before masking with a power of two. */
+/* Mixes FNV's weak bits (murmur3's finalizer), then maps the hash onto
+ * [0, nslots) by multiplication (any size, no power of two needed). */
 static inline size_t
 hash_slot(uint32_t h, size_t nslots)
 {
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
 	h ^= h >> 13;
-	return h & (nslots - 1);
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return (size_t)(((uint64_t)h * nslots) >> 32);
 }
 
 /* Grows *p to hold need elements of size elem (doubling). */
@@ -387,16 +392,16 @@ cat_cmp(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
 	return (l1 + l2 > 0) - (m1 + m2 > 0);
 }
 
-/* Whether a1[0..l1) + a2[0..l2) equals b1[0..m1) + b2[0..m2). */
-static bool
-cat_eq(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
-    size_t m1, const char *b2, size_t m2)
+/* Whether the record name a[0..l) equals p[0..plen) + s[0..slen). */
+static inline bool
+name_eq(const char *a, size_t l, const char *p, size_t plen, const char *s,
+    size_t slen)
 {
-	return l1 + l2 == m1 + m2 &&
-	       cat_cmp(a1, l1, a2, l2, b1, m1, b2, m2) == 0;
+	return l == plen + slen && memcmp(a, p, plen) == 0 &&
+	       memcmp(a + plen, s, slen) == 0;
 }
 
-/* Record of the name p + s (hash = its name hash), or NONE. */
+/* Address record of the name p + s (hash = its name hash), or NONE. */
 static uint32_t
 rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
     const char *s, size_t slen)
@@ -406,79 +411,45 @@ rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
 	if (t->nslots == 0)
 		return NONE;
 	for (i = hash_slot(hash, t->nslots); t->slots[i] != 0;
-	     i = (i + 1) & (t->nslots - 1)) {
+	     i = i + 1 < t->nslots ? i + 1 : 0) {
 		const struct nds_rec *r = &t->recs[t->slots[i] - 1];
-		size_t sl = (r->flags & REC_SUFFIX) ? t->s0len : 0;
 
-		if (r->hash == hash && cat_eq(t->arena + r->name, r->len,
-		                           t->s0dot, sl, p, plen, s, slen))
+		if (r->hash == hash &&
+		    name_eq(t->arena + r->name, r->len, p, plen, s, slen))
 			return t->slots[i] - 1;
 	}
 	return NONE;
 }
 
-static void
-slot_put(struct nds_table *t, uint32_t rec)
-{
-	size_t i = hash_slot(t->recs[rec].hash, t->nslots);
-
-	while (t->slots[i] != 0)
-		i = (i + 1) & (t->nslots - 1);
-	t->slots[i] = rec + 1;
-}
-
-static int
-slots_grow(struct nds_table *t)
-{
-	size_t nslots = t->nslots != 0 ? t->nslots * 2 : 1024, i;
-
-	if (nslots > SIZE_MAX / 2 / sizeof(uint32_t))
-		return -ENOMEM;
-	free(t->slots);
-	if ((t->slots = calloc(nslots, sizeof(uint32_t))) == NULL) {
-		t->nslots = 0;
-		return -ENOMEM;
-	}
-	t->nslots = nslots;
-	for (i = 0; i < t->nrecs; i++)
-		slot_put(t, (uint32_t)i);
-	return 0;
-}
-
-/* Appends a new record (not yet indexed by name); returns its index. */
+/* Appends a new record and indexes it (build_alloc() sized both). */
 static int
 rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
 {
-	int rc;
+	size_t i;
 
-	if (t->nrecs >= UINT32_MAX - 1)
-		return -ENOMEM;
-	if ((t->nrecs + 1) * 10 > t->nslots * 7 && (rc = slots_grow(t)) != 0)
-		return rc;
-	if ((rc = grow((void **)&t->recs, &t->rcap, t->nrecs + 1,
-	         sizeof(*t->recs))) != 0)
-		return rc;
+	if (t->nrecs >= t->rcap)
+		return -EOVERFLOW; /* broken invariant: the count was exact */
 	t->recs[t->nrecs] = *r;
 	*out = (uint32_t)t->nrecs++;
-	slot_put(t, *out);
+	for (i = hash_slot(r->hash, t->nslots); t->slots[i] != 0;
+	     i = i + 1 < t->nslots ? i + 1 : 0)
+		;
+	t->slots[i] = *out + 1;
 	return 0;
 }
 
-/* Copies len bytes and a NUL into the arena; *off is where they went. */
+/* Copies len bytes (and a NUL if nul) into the arena; *off is where. */
 static int
-arena_put(struct nds_table *t, const char *s, size_t len, uint32_t *off)
+arena_put(struct nds_table *t, const char *s, size_t len, bool nul,
+    uint32_t *off)
 {
-	int rc;
-
-	if (len >= UINT32_MAX - 1 - t->alen)
-		return -ENOMEM;
-	if ((rc = grow((void **)&t->arena, &t->acap, t->alen + len + 1, 1)) !=
-	    0)
-		return rc;
+	if (len + nul > t->acap - t->alen)
+		return -EOVERFLOW; /* broken invariant: the count was exact */
 	memcpy(t->arena + t->alen, s, len);
-	t->arena[t->alen + len] = '\0';
+	if (nul)
+		t->arena[t->alen + len] = '\0';
 	*off = (uint32_t)t->alen;
-	t->alen += len + 1;
+	t->alen += len + nul;
 	return 0;
 }
 
@@ -520,7 +491,8 @@ set_new(struct nds_table *t, const struct nds_addrset *s, uint32_t *out)
 
 /*
  * The address set of entry e: its valid IPs in NameInfo order, split by
- * family (SPEC §2.1).  *out = NONE when no IP is valid.
+ * family (SPEC §2.1).  *out = NONE when no IP is valid.  The origin is
+ * filled in by entry_apply(), once the arena exists.
  */
 static int
 entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
@@ -544,8 +516,6 @@ entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
 	s.n6 = (uint32_t)(t->n6 - s.v6);
 	if (s.n4 == 0 && s.n6 == 0)
 		return 0;
-	if ((rc = arena_put(t, e->key, strlen(e->key), &s.origin)) != 0)
-		return rc;
 	return set_new(t, &s, out);
 }
 
@@ -577,13 +547,16 @@ struct build {
 	char pd[NAME_LEN_MAX + 1];    /* proxyDomain, lower-case, "" = none */
 	size_t pdlen;                 /* strlen(pd) */
 	char part0[NAME_LEN_MAX + 1]; /* first label of pd ("svc") */
-	size_t emitted;               /* names emitted by pass 1 */
-	uint32_t *stamp;              /* pass 2: entry + 1 that set a CNAME */
-	size_t nstamp;                /* elements in stamp */
+	size_t emitted;               /* names the entries emit (counted) */
+	size_t abytes;                /* arena bytes they need (counted) */
+	uint32_t *stamp;              /* per record: entry + 1 that set its
+	                               * search CNAME */
 	uint32_t cur;                 /* entry being applied (sorted index) */
 	uint32_t set;                 /* its address set */
 	bool k8s;                     /* it is a Kubernetes entry */
 	uint32_t fqdn;                /* record of its "key.", or NONE */
+	char fqbuf[NAME_LEN_MAX + 1]; /* counting: its "key." */
+	size_t fqlen;                 /* counting: bytes in fqbuf, 0 = none */
 };
 
 enum name_kind {
@@ -681,28 +654,62 @@ entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 }
 
 /*
- * Pass 1: an address name.  D5: Kubernetes beats non-Kubernetes in either
- * order, non-Kubernetes duplicates append their IPs per family; D13:
- * between Kubernetes entries the later key (sorted order) replaces.
+ * Counting pass: a name and the arena bytes it may need.  A short form
+ * that is a prefix of the entry's "key." (the usual "name.ns." of
+ * "name.ns.svc.cluster.local") shares its bytes.
+ */
+static int
+count_name(struct build *b, const char *name, size_t len, enum name_kind kind)
+{
+	b->emitted++;
+	if (kind == NAME_FQDN) {
+		memcpy(b->fqbuf, name, len);
+		b->fqlen = len;
+	} else if (len <= b->fqlen && memcmp(b->fqbuf, name, len) == 0) {
+		return 0;
+	}
+	if (len > SIZE_MAX - b->abytes)
+		return -ENOMEM;
+	b->abytes += len;
+	return 0;
+}
+
+/*
+ * An address name, in sorted key order.  D5: Kubernetes beats
+ * non-Kubernetes in either order, non-Kubernetes duplicates append their
+ * IPs per family; D13: between Kubernetes entries the later key replaces.
+ *
+ * It also picks the target of the name's search CNAME, name + search[0]
+ * + "." (SPEC §2.5, D9), which is never stored: lookups derive it, and
+ * only when no address name is spelled that way (D14).  None when the
+ * name already ends with search[0].  D18: a Kubernetes short form's
+ * CNAME names the service FQDN, others name themselves.  Within an entry
+ * the first CNAME of a name stays (short forms come before alt hosts);
+ * between entries the later key replaces, as D13 does for addresses.
  */
 static int
 add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 {
 	struct nds_table *t = b->t;
-	uint32_t hash = hash_rev(FNV_INIT, name, len), i, set;
+	uint32_t hash = hash_rev(FNV_INIT, name, len), i, set, target;
 	struct nds_rec r = {.hash = hash,
-	    .len = (uint16_t)len,
+	    .len = (uint8_t)len,
 	    .data = b->set,
+	    .cn = NONE,
 	    .flags = b->k8s ? REC_K8S : 0};
+	const struct nds_rec *fq;
 	int rc;
 
-	b->emitted++;
 	if ((i = rec_find(t, hash, name, len, "", 0)) == NONE) {
-		if ((rc = arena_put(t, name, len, &r.name)) != 0)
+		fq = b->fqdn != NONE ? &t->recs[b->fqdn] : NULL;
+		if (kind != NAME_FQDN && fq != NULL && len <= fq->len &&
+		    memcmp(t->arena + fq->name, name, len) == 0)
+			r.name = fq->name;
+		else if ((rc = arena_put(t, name, len, false, &r.name)) != 0)
 			return rc;
-		return rec_new(t, &r, &i);
-	}
-	if (b->k8s) {
+		if ((rc = rec_new(t, &r, &i)) != 0)
+			return rc;
+	} else if (b->k8s) {
 		t->recs[i].data = b->set;
 		t->recs[i].flags |= REC_K8S;
 	} else if (!(t->recs[i].flags & REC_K8S) && t->recs[i].data != b->set) {
@@ -710,48 +717,15 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 			return rc;
 		t->recs[i].data = set;
 	}
-	return 0;
-}
-
-/*
- * Pass 2: the search CNAME of an address name h (SPEC §2.5, D9): e = h +
- * search[0] + "." unless h already ends with search[0].  It runs after
- * every address name exists, so a name with addresses, this entry's own
- * or another's, never becomes a CNAME (D14).  Within an entry the first
- * CNAME of a name stays (short forms come before alt hosts); between
- * entries the later key replaces, as D13 does for addresses.
- */
-static int
-add_cname(struct build *b, const char *name, size_t len, enum name_kind kind)
-{
-	struct nds_table *t = b->t;
-	uint32_t self =
-	    rec_find(t, hash_rev(FNV_INIT, name, len), name, len, "", 0);
-	struct nds_rec r = {
-	    .len = (uint16_t)len, .flags = REC_CNAME | REC_SUFFIX};
-	uint32_t i;
-	int rc;
-
 	if (kind == NAME_FQDN)
-		b->fqdn = self;
-	if (self == NONE || len + t->s0len > NAME_LEN_MAX ||
+		b->fqdn = i;
+	if (t->s0len == 0 || len + t->s0len > NAME_LEN_MAX ||
 	    ends_with_label(name, len, t->s0dot, t->s0len))
 		return 0;
-	/* D18: a Kubernetes short form's CNAME names the service FQDN. */
-	if ((r.data = kind == NAME_SHORT ? b->fqdn : self) == NONE)
+	if ((target = kind == NAME_SHORT ? b->fqdn : i) == NONE ||
+	    b->stamp[i] == b->cur + 1)
 		return 0;
-	r.name = t->recs[self].name;
-	r.hash = hash_rev(hash_rev(FNV_INIT, t->s0dot, t->s0len), name, len);
-	if ((i = rec_find(t, r.hash, name, len, t->s0dot, t->s0len)) != NONE) {
-		if (!(t->recs[i].flags & REC_CNAME) ||
-		    b->stamp[i] == b->cur + 1)
-			return 0;
-		t->recs[i] = r;
-	} else if ((rc = rec_new(t, &r, &i)) != 0) {
-		return rc;
-	}
-	if (i >= b->nstamp)
-		return -EOVERFLOW; /* broken invariant: pass 2 > pass 1 */
+	t->recs[i].cn = target;
 	b->stamp[i] = b->cur + 1;
 	return 0;
 }
@@ -805,9 +779,12 @@ entry_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-/* Pass 1 for one entry; *set = NONE if the entry names nothing. */
+/*
+ * Counting pass for one entry: its address set (*set = NONE if it names
+ * nothing), and the names and arena bytes it adds.
+ */
 static int
-entry_apply(struct build *b, const struct nt_entry *e, uint32_t *set)
+entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
 {
 	size_t klen = strlen(e->key);
 	int rc;
@@ -820,11 +797,83 @@ entry_apply(struct build *b, const struct nt_entry *e, uint32_t *set)
 	/* No valid IP: skipped, queries for its names are forwarded. */
 	if ((rc = entry_set(b->t, e, set)) != 0 || *set == NONE)
 		return rc;
-	b->set = *set;
+	/* The origin: the key, NUL terminated. */
+	if (klen >= SIZE_MAX - b->abytes)
+		return -ENOMEM;
+	b->abytes += klen + 1;
+	b->fqlen = 0;
+	return entry_names(b, e, count_name);
+}
+
+/* Record, slot and arena space for what entry_count() counted. */
+static int
+build_alloc(struct build *b)
+{
+	struct nds_table *t = b->t;
+
+	/* Slots at a load of at most 3/4; records fit in 31 bits. */
+	if (b->emitted >= (UINT32_MAX >> 1) / 4 * 3 ||
+	    b->abytes >= UINT32_MAX - 1)
+		return -ENOMEM;
+	t->nslots = b->emitted + b->emitted / 3 + 1;
+	t->rcap = b->emitted;
+	t->acap = b->abytes;
+	if ((t->slots = calloc(t->nslots, sizeof(*t->slots))) == NULL ||
+	    (t->recs = malloc((t->rcap > 0 ? t->rcap : 1) *
+	                      sizeof(*t->recs))) == NULL ||
+	    (t->arena = malloc(t->acap > 0 ? t->acap : 1)) == NULL ||
+	    (t->s0len > 0 && (b->stamp = calloc(t->rcap > 0 ? t->rcap : 1,
+	                          sizeof(*b->stamp))) == NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Applies one entry (with a set) to the table. */
+static int
+entry_apply(struct build *b, const struct nt_entry *e, uint32_t cur,
+    uint32_t set)
+{
+	int rc;
+
+	if ((rc = arena_put(b->t, e->key, strlen(e->key), true,
+	         &b->t->sets[set].origin)) != 0)
+		return rc;
+	b->cur = cur;
+	b->set = set;
+	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
+	b->fqdn = NONE;
 	return entry_names(b, e, add_addr);
 }
 
-/* Both passes over the entries, sorted by key (D5). */
+/*
+ * D14: a search CNAME is dropped where an address name is spelled the
+ * same way; then the count of generated names.
+ */
+static void
+build_cnames(struct nds_table *t)
+{
+	size_t i, n = 0, hl;
+	uint32_t j;
+
+	for (i = 0; i < t->nrecs && t->s0len > 0; i++) {
+		const struct nds_rec *r = &t->recs[i];
+		const char *name = t->arena + r->name;
+
+		if (r->len <= t->s0len ||
+		    !ends_with_label(name, r->len, t->s0dot, t->s0len))
+			continue;
+		hl = r->len - t->s0len;
+		j = rec_find(t, hash_rev(FNV_INIT, name, hl), name, hl, "", 0);
+		if (j != NONE)
+			t->recs[j].cn = NONE;
+	}
+	for (i = 0; i < t->nrecs; i++)
+		n += t->recs[i].cn != NONE;
+	t->names = t->nrecs + n;
+}
+
+/* Counting pass, allocation, then the names, over the entries sorted by
+ * key (D5). */
 static int
 build_passes(struct build *b, struct nt_entry **order, size_t n)
 {
@@ -834,27 +883,19 @@ build_passes(struct build *b, struct nt_entry **order, size_t n)
 
 	if ((sets = malloc(n * sizeof(*sets))) == NULL)
 		return -ENOMEM;
-	qsort(order, n, sizeof(*order), entry_cmp);
+	for (i = 1; i < n && strcmp(order[i - 1]->key, order[i]->key) < 0; i++)
+		;
+	if (i < n)
+		qsort(order, n, sizeof(*order), entry_cmp);
 	for (i = 0; i < n && rc == 0; i++)
-		rc = entry_apply(b, order[i], &sets[i]);
-	if (rc != 0 || b->t->s0len == 0)
-		goto out;
-	/* Pass 2 adds at most one CNAME per name pass 1 emitted. */
-	b->nstamp = b->t->nrecs + b->emitted;
-	if ((b->stamp = calloc(b->nstamp, sizeof(*b->stamp))) == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n && rc == 0; i++) {
-		if (sets[i] == NONE)
-			continue;
-		b->cur = (uint32_t)i;
-		b->set = sets[i];
-		b->k8s = strcmp(order[i]->registry, "Kubernetes") == 0;
-		b->fqdn = NONE;
-		rc = entry_names(b, order[i], add_cname);
-	}
-out:
+		rc = entry_count(b, order[i], &sets[i]);
+	if (rc == 0)
+		rc = build_alloc(b);
+	for (i = 0; i < n && rc == 0; i++)
+		if (sets[i] != NONE)
+			rc = entry_apply(b, order[i], (uint32_t)i, sets[i]);
+	if (rc == 0)
+		build_cnames(b->t);
 	free(sets);
 	return rc;
 }
@@ -894,23 +935,26 @@ nt_keep(struct nds_nametable *nt)
 	}
 }
 
-/* Gives back the slack of the doubling growth; failure is harmless. */
+/* Gives back what the counts over-estimated; failure is harmless. */
 static void
 table_shrink(struct nds_table *t)
 {
 	void *p;
 
-	if (t->alen > 0 && (p = realloc(t->arena, t->alen)) != NULL)
+	if (t->alen > 0 && t->alen < t->acap &&
+	    (p = realloc(t->arena, t->alen)) != NULL)
 		t->arena = p;
-	if (t->nrecs > 0 &&
+	if (t->nrecs > 0 && t->nrecs < t->rcap &&
 	    (p = realloc(t->recs, t->nrecs * sizeof(*t->recs))) != NULL)
 		t->recs = p;
-	if (t->nsets > 0 &&
+	if (t->nsets > 0 && t->nsets < t->scap &&
 	    (p = realloc(t->sets, t->nsets * sizeof(*t->sets))) != NULL)
 		t->sets = p;
-	if (t->n4 > 0 && (p = realloc(t->v4, t->n4 * 4)) != NULL)
+	if (t->n4 > 0 && t->n4 < t->cap4 &&
+	    (p = realloc(t->v4, t->n4 * 4)) != NULL)
 		t->v4 = p;
-	if (t->n6 > 0 && (p = realloc(t->v6, t->n6 * 16)) != NULL)
+	if (t->n6 > 0 && t->n6 < t->cap6 &&
+	    (p = realloc(t->v6, t->n6 * 16)) != NULL)
 		t->v6 = p;
 }
 
@@ -940,6 +984,10 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 		if ((order = malloc(nt->n * sizeof(*order))) == NULL)
 			goto fail;
 		memcpy(order, nt->ents, nt->n * sizeof(*order));
+		/* One set per entry at most, before any merge. */
+		if ((b.t->sets = malloc(nt->n * sizeof(*b.t->sets))) == NULL)
+			goto fail;
+		b.t->scap = nt->n;
 		if ((rc = build_passes(&b, order, nt->n)) != 0)
 			goto fail;
 	}
@@ -992,23 +1040,23 @@ nds_table_entries(const struct nds_table *t)
 size_t
 nds_table_names(const struct nds_table *t)
 {
-	return t->nrecs;
+	return t->names;
 }
 
 /* ---- lookup (SPEC §3 step 4) ------------------------------------------- */
 
-/* Fills ans from record i, reached by qname; follows one CNAME. */
+/* Fills ans from record i reached by qname, or from its search CNAME. */
 static void
-answer_fill(const struct nds_table *t, uint32_t i, const char *qname,
-    size_t qlen, struct nds_answer *ans)
+answer_fill(const struct nds_table *t, uint32_t i, bool cname,
+    const char *qname, size_t qlen, struct nds_answer *ans)
 {
 	const struct nds_rec *r = &t->recs[i];
 	const struct nds_addrset *s;
 	size_t s0 = t->s0len;
 
 	memset(ans, 0, sizeof(*ans));
-	if (r->flags & REC_CNAME) {
-		r = &t->recs[r->data];
+	if (cname) {
+		r = &t->recs[r->cn];
 		ans->target = t->arena + r->name;
 		ans->target_len = r->len;
 		/*
@@ -1024,8 +1072,6 @@ answer_fill(const struct nds_table *t, uint32_t i, const char *qname,
 			ans->target_len = qlen - s0;
 		}
 	}
-	if (r->flags & REC_CNAME)
-		return; /* broken invariant: targets are address names */
 	s = &t->sets[r->data];
 	ans->v4 = s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL;
 	ans->n4 = s->n4;
@@ -1034,37 +1080,86 @@ answer_fill(const struct nds_table *t, uint32_t i, const char *qname,
 	ans->origin = t->arena + s->origin;
 }
 
+/*
+ * The record that answers the name p + s: an address name (hash: its
+ * hash), or else, when the name is h + search[0] + "." (cut: where h
+ * ends in p + s, chash: the hash of h; cut = 0 when it cannot be), the
+ * address name h whose search CNAME it is (*cname set).
+ */
+static uint32_t
+name_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
+    const char *s, size_t slen, size_t cut, uint32_t chash, bool *cname)
+{
+	uint32_t i = rec_find(t, hash, p, plen, s, slen);
+
+	*cname = false;
+	if (i != NONE || cut == 0)
+		return i;
+	i = cut <= plen ? rec_find(t, chash, p, cut, "", 0)
+	                : rec_find(t, chash, p, plen, s, cut - plen);
+	if (i == NONE || t->recs[i].cn == NONE)
+		return NONE;
+	*cname = true;
+	return i;
+}
+
+/* Where the search[0] suffix starts in q, if h = q minus it can be an
+ * address name (it ends with a dot); else 0. */
+static inline size_t
+s0_cut(const struct nds_table *t, const char *q, size_t qlen)
+{
+	size_t s0 = t->s0len;
+
+	if (s0 == 0 || qlen <= s0 || q[qlen - s0 - 1] != '.' ||
+	    memcmp(q + qlen - s0, t->s0dot, s0) != 0)
+		return 0;
+	return qlen - s0;
+}
+
 int
 nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
     struct nds_answer *ans)
 {
-	uint32_t probe[NAME_LEN_MAX]; /* hash of "*." + qname[at[k]..] */
+	uint32_t probe[NAME_LEN_MAX];  /* hash of "*." + qname[at[k]..] */
+	uint32_t cprobe[NAME_LEN_MAX]; /* hash of "*." + qname[at[k]..cut) */
 	uint8_t at[NAME_LEN_MAX];
-	uint32_t h = FNV_INIT, i;
-	size_t n = 0, k;
+	uint32_t h = FNV_INIT, hc = FNV_INIT, i;
+	size_t n = 0, k, cut;
+	bool cname = false;
 
 	if (t == NULL || qname == NULL || ans == NULL)
 		return -EINVAL;
 	if (qlen == 0 || qlen > NAME_LEN_MAX)
 		return -ENOENT;
+	cut = s0_cut(t, qname, qlen);
 	/*
-	 * One pass from the right hashes every suffix.  Each dot that is
-	 * not the final one starts a probe; the root "*." never is one.
+	 * One pass from the right hashes every suffix, and every suffix
+	 * minus search[0].  Each dot that is not the final one starts a
+	 * probe; the root "*." never is one.
 	 */
 	for (k = qlen; k-- > 0;) {
 		if (qname[k] == '.' && k + 1 < qlen) {
 			probe[n] = (((h ^ '.') * FNV_PRIME) ^ '*') * FNV_PRIME;
+			cprobe[n] =
+			    (((hc ^ '.') * FNV_PRIME) ^ '*') * FNV_PRIME;
 			at[n++] = (uint8_t)(k + 1);
 		}
 		h = (h ^ (uint8_t)qname[k]) * FNV_PRIME;
+		if (k < cut)
+			hc = (hc ^ (uint8_t)qname[k]) * FNV_PRIME;
 	}
-	i = rec_find(t, h, qname, qlen, "", 0);
-	/* The most specific wildcard (longest suffix) was found last. */
+	i = name_find(t, h, qname, qlen, "", 0, cut, hc, &cname);
+	/*
+	 * The most specific wildcard (longest suffix) was found last.  A
+	 * wildcard's search CNAME needs the suffix to hold all of search[0]
+	 * (a shorter one leaves "*" before it, which is not a name).
+	 */
 	for (k = n; i == NONE && k-- > 0;)
-		i = rec_find(t, probe[k], "*.", 2, qname + at[k], qlen - at[k]);
+		i = name_find(t, probe[k], "*.", 2, qname + at[k], qlen - at[k],
+		    cut >= at[k] ? 2 + cut - at[k] : 0, cprobe[k], &cname);
 	if (i == NONE)
 		return -ENOENT;
-	answer_fill(t, i, qname, qlen, ans);
+	answer_fill(t, i, cname, qname, qlen, ans);
 	return 0;
 }
 
@@ -1076,26 +1171,31 @@ nds_table_source(const struct nds_table *t)
 	return t != NULL ? t->src : NULL;
 }
 
-/* qsort_r() order of record indexes: by whole name. */
+/*
+ * A listed name: record x >> 1, its search CNAME if x & 1.  qsort_r()
+ * orders them by whole name.
+ */
 static int
 rec_cmp(const void *a, const void *b, void *arg)
 {
 	const struct nds_table *t = arg;
-	const struct nds_rec *x = &t->recs[*(const uint32_t *)a];
-	const struct nds_rec *y = &t->recs[*(const uint32_t *)b];
+	uint32_t xa = *(const uint32_t *)a, xb = *(const uint32_t *)b;
+	const struct nds_rec *x = &t->recs[xa >> 1];
+	const struct nds_rec *y = &t->recs[xb >> 1];
 
 	return cat_cmp(t->arena + x->name, x->len, t->s0dot,
-	    (x->flags & REC_SUFFIX) ? t->s0len : 0, t->arena + y->name, y->len,
-	    t->s0dot, (y->flags & REC_SUFFIX) ? t->s0len : 0);
+	    (xa & 1) ? t->s0len : 0, t->arena + y->name, y->len, t->s0dot,
+	    (xb & 1) ? t->s0len : 0);
 }
 
-/* The whole name of r into buf (NAME_LEN_MAX + 1 bytes, NUL added). */
+/* The whole name into buf (NAME_LEN_MAX + 1 bytes, NUL added). */
 static void
-rec_name(const struct nds_table *t, const struct nds_rec *r, char *buf)
+rec_name(const struct nds_table *t, const struct nds_rec *r, bool cname,
+    char *buf)
 {
-	size_t sl = (r->flags & REC_SUFFIX) ? t->s0len : 0;
+	size_t sl = cname ? t->s0len : 0;
 
-	/* add_cname() keeps len + s0len <= NAME_LEN_MAX. */
+	/* add_addr() keeps len + s0len <= NAME_LEN_MAX for a CNAME. */
 	memcpy(buf, t->arena + r->name, r->len);
 	memcpy(buf + r->len, t->s0dot, sl);
 	buf[r->len + sl] = '\0';
@@ -1122,9 +1222,9 @@ rec_addrs(struct nds_record *out, char *text, int af, const uint8_t *pool,
 	return 0;
 }
 
-/* fn for every record of the name of record i: A, then AAAA, or CNAME. */
+/* fn for every record of a name: A, then AAAA, or its CNAME. */
 static int
-rec_emit(const struct nds_table *t, uint32_t i,
+rec_emit(const struct nds_table *t, uint32_t i, bool cname,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
 	const struct nds_rec *r = &t->recs[i];
@@ -1133,12 +1233,10 @@ rec_emit(const struct nds_table *t, uint32_t i,
 	const struct nds_addrset *s;
 	int rc;
 
-	rec_name(t, r, name);
-	if (r->flags & REC_CNAME) {
-		r = &t->recs[r->data];
-		if (r->flags & REC_CNAME)
-			return 0; /* broken invariant: targets are addresses */
-		rec_name(t, r, data);
+	rec_name(t, r, cname, name);
+	if (cname) {
+		r = &t->recs[r->cn];
+		rec_name(t, r, false, data);
 		out.type = "CNAME";
 		out.data = data;
 		out.origin = t->arena + t->sets[r->data].origin;
@@ -1159,7 +1257,8 @@ rec_filter(const struct nds_table *t, const char *filter,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
 	char q[NAME_LEN_MAX + 1];
-	size_t len = strlen(filter), i;
+	size_t len = strlen(filter), i, cut;
+	bool cname;
 	uint32_t r;
 
 	len -= len > 0 && filter[len - 1] == '.';
@@ -1168,8 +1267,10 @@ rec_filter(const struct nds_table *t, const char *filter,
 	for (i = 0; i < len; i++)
 		q[i] = lower(filter[i]);
 	q[len++] = '.';
-	r = rec_find(t, hash_rev(FNV_INIT, q, len), q, len, "", 0);
-	return r != NONE ? rec_emit(t, r, fn, arg) : 0;
+	cut = s0_cut(t, q, len);
+	r = name_find(t, hash_rev(FNV_INIT, q, len), q, len, "", 0, cut,
+	    hash_rev(FNV_INIT, q, cut), &cname);
+	return r != NONE ? rec_emit(t, r, cname, fn, arg) : 0;
 }
 
 int
@@ -1177,24 +1278,27 @@ nds_table_foreach_record(const struct nds_table *t, const char *filter,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
 	uint32_t *order;
-	size_t i;
+	size_t i, n = 0;
 	int rc = 0;
 
 	if (t == NULL || fn == NULL)
 		return -EINVAL;
 	if (filter != NULL)
 		return rec_filter(t, filter, fn, arg);
-	if (t->nrecs == 0)
+	if (t->names == 0)
 		return 0;
 	/* Names are unique, so sorting one index of them sorts the records;
 	 * the search CNAMEs' names are composed on the fly. */
-	if ((order = malloc(t->nrecs * sizeof(*order))) == NULL)
+	if ((order = malloc(t->names * sizeof(*order))) == NULL)
 		return -ENOMEM;
-	for (i = 0; i < t->nrecs; i++)
-		order[i] = (uint32_t)i;
-	qsort_r(order, t->nrecs, sizeof(*order), rec_cmp, (void *)t);
-	for (i = 0; i < t->nrecs && rc == 0; i++)
-		rc = rec_emit(t, order[i], fn, arg);
+	for (i = 0; i < t->nrecs; i++) {
+		order[n++] = (uint32_t)i << 1;
+		if (t->recs[i].cn != NONE)
+			order[n++] = (uint32_t)i << 1 | 1;
+	}
+	qsort_r(order, n, sizeof(*order), rec_cmp, (void *)t);
+	for (i = 0; i < n && rc == 0; i++)
+		rc = rec_emit(t, order[i] >> 1, order[i] & 1, fn, arg);
 	free(order);
 	return rc;
 }

@@ -1032,7 +1032,9 @@ test_build_survives_every_allocation_failure(void **state)
 		assert_null(t);
 		assert_non_null(strstr(err, "out of memory"));
 	}
-	assert_true(k > 10);
+	/* The build allocates each structure once, from a counting pass:
+	 * about ten allocations, every one of them failed above. */
+	assert_true(k > 5);
 	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
 	nds_table_unref(t);
 }
