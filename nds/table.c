@@ -5,7 +5,7 @@
  * Layout of a compiled table (sized for 100k services, ~600k names):
  *
  *   arena  one byte array holding every address name ("foo.ns.", no NUL)
- *          and every NameTable key (the origins, NUL terminated).  A
+ *          (origins point at the keys in the kept NameTable).  A
  *          short form that is a prefix of its entry's FQDN ("foo.ns." of
  *          "foo.ns.svc.cluster.local.") shares the FQDN's bytes;
  *   recs   one 20-byte record per address name: its address set and the
@@ -38,25 +38,32 @@
 #define FNV_INIT 2166136261u
 #define FNV_PRIME 16777619u
 
-/* One NameTable entry, packed in a single allocation with its strings. */
+/* One NameTable entry; its strings live in the NameTable's chunks. */
 struct nt_entry {
 	const char *key;
-	const char *registry;
+	const char *registry; /* shared with other entries */
 	const char *shortname;
-	const char *ns;
-	const char **ips; /* nips strings */
-	const char **alt; /* nalt strings */
-	size_t nips;
-	size_t nalt;
+	const char *ns;   /* shared with other entries */
+	const char **ips; /* nips ips, then nalt alt hosts */
+	uint32_t nips;
+	uint32_t nalt;
 	uint32_t hash; /* hash_rev() of the key */
 };
 
+#define NT_INTERN 32 /* cached registry and namespace strings */
+
+struct nt_chunk;
+
 struct nds_nametable {
-	struct nt_entry **ents; /* n entries in insertion order */
+	struct nt_entry *ents; /* n entries in insertion order */
 	size_t n;
 	size_t cap;
-	uint32_t *idx; /* open addressing: ents index + 1, 0 = free */
-	size_t nslots; /* power of two, or 0 */
+	uint32_t *idx;           /* open addressing: ents index + 1, 0 = free */
+	size_t nslots;           /* power of two, or 0 */
+	struct nt_chunk *chunks; /* strings; the current one first */
+	char *cur;               /* free space in the current one */
+	size_t left;             /* bytes at cur */
+	const char *intern[NT_INTERN]; /* earlier registries, namespaces */
 };
 
 enum {
@@ -74,11 +81,11 @@ struct nds_rec {
 };
 
 struct nds_addrset {
-	uint32_t v4;     /* first address in the v4 pool */
-	uint32_t n4;     /* number of IPv4 addresses */
-	uint32_t v6;     /* first address in the v6 pool */
-	uint32_t n6;     /* number of IPv6 addresses */
-	uint32_t origin; /* arena offset of the NameTable key */
+	uint32_t v4;        /* first address in the v4 pool */
+	uint32_t n4;        /* number of IPv4 addresses */
+	uint32_t v6;        /* first address in the v6 pool */
+	uint32_t n6;        /* number of IPv6 addresses */
+	const char *origin; /* the NameTable key (in the kept NameTable) */
 };
 
 struct nds_table {
@@ -166,6 +173,62 @@ grow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* ---- NameTable --------------------------------------------------------- */
 
+/*
+ * Entries live in one array (nt->ents) and their strings in chunks that
+ * never move, so the pointers nds_nametable_foreach() hands out stay
+ * valid.  One block per entry: its ips and alt hosts pointer array, then
+ * the strings.  Registries and namespaces repeat (a few distinct values
+ * over 100k entries): a small cache hands out an earlier copy instead.
+ */
+#define NT_CHUNK (64u * 1024) /* bytes per string chunk */
+
+struct nt_chunk {
+	struct nt_chunk *next;
+	char data[];
+};
+
+/* Rounds n up to a multiple of the pointer size; SIZE_MAX on overflow. */
+static size_t
+align_ptr(size_t n)
+{
+	size_t a = sizeof(void *);
+
+	return n > SIZE_MAX - (a - 1) ? SIZE_MAX : (n + a - 1) & ~(a - 1);
+}
+
+/* size bytes, pointer aligned, from the chunks; NULL = out of memory. */
+static void *
+nt_alloc(struct nds_nametable *nt, size_t size)
+{
+	struct nt_chunk *c;
+	size_t csize;
+	void *p;
+
+	if ((size = align_ptr(size)) == SIZE_MAX ||
+	    size > SIZE_MAX - sizeof(*c))
+		return NULL;
+	if (size <= nt->left) {
+		p = nt->cur;
+		nt->cur += size;
+		nt->left -= size;
+		return p;
+	}
+	/* A large block gets a chunk of its own; the current one goes on. */
+	csize = size > NT_CHUNK / 4 ? size : NT_CHUNK;
+	if ((c = malloc(sizeof(*c) + csize)) == NULL)
+		return NULL;
+	if (csize == size && nt->chunks != NULL) {
+		c->next = nt->chunks->next;
+		nt->chunks->next = c;
+		return c->data;
+	}
+	c->next = nt->chunks;
+	nt->chunks = c;
+	nt->cur = c->data + size;
+	nt->left = csize - size;
+	return c->data;
+}
+
 static int
 size_add(size_t *acc, size_t n)
 {
@@ -193,8 +256,7 @@ strv_size(size_t *acc, const char *const *v, size_t n)
 
 	if (n > 0 && v == NULL)
 		return -EINVAL;
-	if (n > SIZE_MAX / sizeof(char *) ||
-	    size_add(acc, n * sizeof(char *)) != 0)
+	if (n > UINT32_MAX || size_add(acc, n * sizeof(char *)) != 0)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		if (size_add(acc, strlen(v[i] != NULL ? v[i] : "") + 1) != 0)
@@ -202,40 +264,59 @@ strv_size(size_t *acc, const char *const *v, size_t n)
 	return 0;
 }
 
-/* Copies key and info into one allocation. */
-static int
-nt_entry_new(const char *key, const struct nds_nameinfo *in,
-    struct nt_entry **out)
+/* An earlier copy of s from the cache, or NULL. */
+static const char *
+nt_intern_get(const struct nds_nametable *nt, const char *s, size_t *slot)
 {
-	const char *strs[4] = {key, in->registry, in->shortname, in->ns};
-	size_t size = sizeof(struct nt_entry), i;
-	struct nt_entry *e;
+	const char *c;
+
+	s = s != NULL ? s : "";
+	if (s[0] == '\0')
+		return "";
+	*slot = hash_rev(FNV_INIT, s, strlen(s)) % NT_INTERN;
+	c = nt->intern[*slot];
+	return c != NULL && strcmp(c, s) == 0 ? c : NULL;
+}
+
+/* Copies key and info into the chunks; *e is the new entry. */
+static int
+nt_entry_new(struct nds_nametable *nt, const char *key,
+    const struct nds_nameinfo *in, struct nt_entry *e)
+{
+	size_t size = 0, i, rslot = 0, nslot = 0;
+	const char *reg = nt_intern_get(nt, in->registry, &rslot);
+	const char *ns = nt_intern_get(nt, in->ns, &nslot);
+	const char **strs;
 	char *cur;
 	int rc;
 
 	if ((rc = strv_size(&size, in->ips, in->nips)) != 0 ||
 	    (rc = strv_size(&size, in->alt_hosts, in->nalt)) != 0)
 		return rc;
-	for (i = 0; i < 4; i++)
-		if (size_add(&size, strlen(strs[i] ? strs[i] : "") + 1) != 0)
-			return -ENOMEM;
-	if ((e = malloc(size)) == NULL)
+	if (size_add(&size, strlen(key) + 1) != 0 ||
+	    size_add(&size, strlen(in->shortname ? in->shortname : "") + 1) ||
+	    (reg == NULL && size_add(&size, strlen(in->registry) + 1)) ||
+	    (ns == NULL && size_add(&size, strlen(in->ns) + 1)))
 		return -ENOMEM;
-	e->ips = (const char **)(e + 1);
-	e->alt = e->ips + in->nips;
-	cur = (char *)(e->alt + in->nalt);
+	if ((strs = nt_alloc(nt, size)) == NULL)
+		return -ENOMEM;
+	cur = (char *)(strs + in->nips + in->nalt);
 	e->key = pack_str(&cur, key);
-	e->registry = pack_str(&cur, in->registry);
 	e->shortname = pack_str(&cur, in->shortname);
-	e->ns = pack_str(&cur, in->ns);
+	if (reg == NULL)
+		reg = nt->intern[rslot] = pack_str(&cur, in->registry);
+	if (ns == NULL)
+		ns = nt->intern[nslot] = pack_str(&cur, in->ns);
+	e->registry = reg;
+	e->ns = ns;
 	for (i = 0; i < in->nips; i++)
-		e->ips[i] = pack_str(&cur, in->ips[i]);
+		strs[i] = pack_str(&cur, in->ips[i]);
 	for (i = 0; i < in->nalt; i++)
-		e->alt[i] = pack_str(&cur, in->alt_hosts[i]);
-	e->nips = in->nips;
-	e->nalt = in->nalt;
+		strs[in->nips + i] = pack_str(&cur, in->alt_hosts[i]);
+	e->ips = strs;
+	e->nips = (uint32_t)in->nips;
+	e->nalt = (uint32_t)in->nalt;
 	e->hash = hash_rev(FNV_INIT, e->key, strlen(e->key));
-	*out = e;
 	return 0;
 }
 
@@ -254,7 +335,7 @@ nt_slot(const struct nds_nametable *nt, const char *key, uint32_t hash)
 	size_t s = hash_slot(hash, nt->nslots);
 
 	while (nt->idx[s] != 0) {
-		const struct nt_entry *e = nt->ents[nt->idx[s] - 1];
+		const struct nt_entry *e = &nt->ents[nt->idx[s] - 1];
 
 		if (e->hash == hash && strcmp(e->key, key) == 0)
 			break;
@@ -280,7 +361,7 @@ nt_rehash(struct nds_nametable *nt)
 	nt->idx = idx;
 	nt->nslots = nslots;
 	for (i = 0; i < nt->n; i++)
-		idx[nt_slot(nt, nt->ents[i]->key, nt->ents[i]->hash)] =
+		idx[nt_slot(nt, nt->ents[i].key, nt->ents[i].hash)] =
 		    (uint32_t)i + 1;
 	return 0;
 }
@@ -290,24 +371,22 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
     const struct nds_nameinfo *info)
 {
 	static const struct nds_nameinfo empty;
-	struct nt_entry *e;
+	struct nt_entry e;
 	size_t s;
 	int rc;
 
 	if (nt == NULL || key == NULL || key[0] == '\0')
 		return -EINVAL;
-	if ((rc = nt_entry_new(key, info != NULL ? info : &empty, &e)) != 0)
+	if ((rc = nt_entry_new(nt, key, info != NULL ? info : &empty, &e)) != 0)
 		return rc;
+	/* A failure here leaves the copy unused in its chunk. */
 	if (((nt->n + 1) * 10 > nt->nslots * 7 && (rc = nt_rehash(nt)) != 0) ||
 	    (rc = grow((void **)&nt->ents, &nt->cap, nt->n + 1,
-	         sizeof(*nt->ents))) != 0) {
-		free(e);
+	         sizeof(*nt->ents))) != 0)
 		return rc;
-	}
-	s = nt_slot(nt, key, e->hash);
+	s = nt_slot(nt, key, e.hash);
 	if (nt->idx[s] != 0) {
 		/* Duplicate key: the last one wins, as in protobuf maps. */
-		free(nt->ents[nt->idx[s] - 1]);
 		nt->ents[nt->idx[s] - 1] = e;
 		return 0;
 	}
@@ -331,13 +410,13 @@ nds_nametable_foreach(const struct nds_nametable *nt,
 	int rc;
 
 	for (i = 0; nt != NULL && i < nt->n; i++) {
-		const struct nt_entry *e = nt->ents[i];
+		const struct nt_entry *e = &nt->ents[i];
 		struct nds_nameinfo in = {.ips = e->ips,
 		    .nips = e->nips,
 		    .registry = e->registry,
 		    .shortname = e->shortname,
 		    .ns = e->ns,
-		    .alt_hosts = e->alt,
+		    .alt_hosts = e->ips + e->nips,
 		    .nalt = e->nalt};
 
 		if ((rc = fn(e->key, &in, arg)) != 0)
@@ -349,12 +428,14 @@ nds_nametable_foreach(const struct nds_nametable *nt,
 void
 nds_nametable_destroy(struct nds_nametable *nt)
 {
-	size_t i;
+	struct nt_chunk *c;
 
 	if (nt == NULL)
 		return;
-	for (i = 0; i < nt->n; i++)
-		free(nt->ents[i]);
+	while ((c = nt->chunks) != NULL) {
+		nt->chunks = c->next;
+		free(c);
+	}
 	free(nt->ents);
 	free(nt->idx);
 	free(nt);
@@ -438,18 +519,15 @@ rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
 	return 0;
 }
 
-/* Copies len bytes (and a NUL if nul) into the arena; *off is where. */
+/* Copies len bytes into the arena; *off is where they went. */
 static int
-arena_put(struct nds_table *t, const char *s, size_t len, bool nul,
-    uint32_t *off)
+arena_put(struct nds_table *t, const char *s, size_t len, uint32_t *off)
 {
-	if (len + nul > t->acap - t->alen)
+	if (len > t->acap - t->alen)
 		return -EOVERFLOW; /* broken invariant: the count was exact */
 	memcpy(t->arena + t->alen, s, len);
-	if (nul)
-		t->arena[t->alen + len] = '\0';
 	*off = (uint32_t)t->alen;
-	t->alen += len + nul;
+	t->alen += len;
 	return 0;
 }
 
@@ -624,7 +702,8 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 			return rc;
 	}
 	for (i = 0; i < e->nalt && rc == 0; i++) {
-		struct part a = {e->alt[i], strlen(e->alt[i])};
+		struct part a = {
+		    e->ips[e->nips + i], strlen(e->ips[e->nips + i])};
 
 		/* "" would name the root and "x." gives "x..": not names. */
 		if (a.len > 0 && a.s[a.len - 1] != '.')
@@ -705,7 +784,7 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 		if (kind != NAME_FQDN && fq != NULL && len <= fq->len &&
 		    memcmp(t->arena + fq->name, name, len) == 0)
 			r.name = fq->name;
-		else if ((rc = arena_put(t, name, len, false, &r.name)) != 0)
+		else if ((rc = arena_put(t, name, len, &r.name)) != 0)
 			return rc;
 		if ((rc = rec_new(t, &r, &i)) != 0)
 			return rc;
@@ -797,10 +876,6 @@ entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
 	/* No valid IP: skipped, queries for its names are forwarded. */
 	if ((rc = entry_set(b->t, e, set)) != 0 || *set == NONE)
 		return rc;
-	/* The origin: the key, NUL terminated. */
-	if (klen >= SIZE_MAX - b->abytes)
-		return -ENOMEM;
-	b->abytes += klen + 1;
 	b->fqlen = 0;
 	return entry_names(b, e, count_name);
 }
@@ -833,11 +908,7 @@ static int
 entry_apply(struct build *b, const struct nt_entry *e, uint32_t cur,
     uint32_t set)
 {
-	int rc;
-
-	if ((rc = arena_put(b->t, e->key, strlen(e->key), true,
-	         &b->t->sets[set].origin)) != 0)
-		return rc;
+	b->t->sets[set].origin = e->key;
 	b->cur = cur;
 	b->set = set;
 	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
@@ -965,6 +1036,7 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	struct nt_entry **order = NULL;
 	struct build b;
 	int rc = -ENOMEM;
+	size_t i;
 
 	memset(&b, 0, sizeof(b));
 	if (out != NULL)
@@ -983,7 +1055,8 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	if (nt->n > 0) {
 		if ((order = malloc(nt->n * sizeof(*order))) == NULL)
 			goto fail;
-		memcpy(order, nt->ents, nt->n * sizeof(*order));
+		for (i = 0; i < nt->n; i++)
+			order[i] = &nt->ents[i];
 		/* One set per entry at most, before any merge. */
 		if ((b.t->sets = malloc(nt->n * sizeof(*b.t->sets))) == NULL)
 			goto fail;
@@ -1077,7 +1150,7 @@ answer_fill(const struct nds_table *t, uint32_t i, bool cname,
 	ans->n4 = s->n4;
 	ans->v6 = s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL;
 	ans->n6 = s->n6;
-	ans->origin = t->arena + s->origin;
+	ans->origin = s->origin;
 }
 
 /*
@@ -1239,11 +1312,11 @@ rec_emit(const struct nds_table *t, uint32_t i, bool cname,
 		rec_name(t, r, false, data);
 		out.type = "CNAME";
 		out.data = data;
-		out.origin = t->arena + t->sets[r->data].origin;
+		out.origin = t->sets[r->data].origin;
 		return fn(&out, arg);
 	}
 	s = &t->sets[r->data];
-	out.origin = t->arena + s->origin;
+	out.origin = s->origin;
 	if ((rc = rec_addrs(&out, data, AF_INET, t->v4 + (size_t)s->v4 * 4,
 	         s->n4, fn, arg)) != 0)
 		return rc;
