@@ -4,19 +4,28 @@
  *
  * Layout of a compiled table (sized for 100k services, ~600k names):
  *
- *   arena  one byte array holding every address name ("foo.ns.", no NUL)
- *          (origins point at the keys in the kept NameTable).  A
- *          short form that is a prefix of its entry's FQDN ("foo.ns." of
- *          "foo.ns.svc.cluster.local.") shares the FQDN's bytes;
- *   recs   one 20-byte record per address name: its address set and the
- *          target of its search CNAME.  Search CNAMEs (name + search[0] +
- *          ".", half of all names) are not stored: a lookup that misses
- *          strips search[0] and finds the address name instead;
+ *   arena  one byte array holding every stored name ("foo.ns.", no NUL);
+ *          origins point at the keys in the kept NameTable.  A short
+ *          form that is a prefix of its entry's FQDN shares its bytes;
+ *   recs   one 24-byte record per stored name: its address set, the
+ *          target of its search CNAME and, for a canonical Kubernetes
+ *          FQDN, the set of its derived short forms;
  *   slots  open addressing over recs (record index + 1, 0 = free), load
  *          <= 3/4, linear probing; sized once, from a counting pass;
  *   sets   one address set per entry (its v4 and v6 lists, stored once
  *          in the v4/v6 pools, and its key); merged sets only on
  *          non-Kubernetes collisions.
+ *
+ * Only about one name in six is stored.  Search CNAMEs (name + search[0]
+ * + ".") are derived: a lookup that misses strips search[0] and finds the
+ * address name, whose record names the target.  The short forms of a
+ * canonical Kubernetes FQDN ("name.ns.<pd>." with name and ns single
+ * lower-case labels) are derived too: "name.ns.", "name." and
+ * "name.ns.<part0>." are completed to the FQDN.  Where a stored name is
+ * also a derived one, build_claims() settles the precedence as if every
+ * name had been stored, and build_shadows() applies D14; lookups try
+ * stored names first, then derived ones, so the answers and listings are
+ * those of the full expansion.
  *
  * Names are hashed from right to left (FNV-1a over the reversed bytes), so
  * one pass over a query yields the hash of every suffix and the wildcard
@@ -66,8 +75,22 @@ struct nds_nametable {
 	const char *intern[NT_INTERN]; /* earlier registries, namespaces */
 };
 
+/*
+ * The short forms of a canonical Kubernetes FQDN "name.ns.<pd>." (see
+ * entry_canonical()) are not stored either: form 0 is "name.ns.", form 1
+ * "name." (own namespace only), form 2 "name.ns.<part0>.", each a prefix
+ * of the FQDN.  A lookup that misses appends the rest of the FQDN and
+ * finds the FQDN's record, whose own field holds the entry's set.
+ */
 enum {
-	REC_K8S = 1, /* address record of a Kubernetes entry */
+	NFORMS = 3, /* short forms derived from a canonical FQDN */
+};
+
+enum {
+	REC_K8S = 1,    /* address record of a Kubernetes entry */
+	REC_FORM1 = 2,  /* own: form 1 exists (the namespace is ours) */
+	REC_EX = 4,     /* << form: that form has a record of its own */
+	REC_SHADOW = 32 /* << form: its search CNAME is an address name */
 };
 
 struct nds_rec {
@@ -75,6 +98,8 @@ struct nds_rec {
 	uint32_t name;  /* arena offset of the name (no NUL) */
 	uint32_t data;  /* address set */
 	uint32_t cn;    /* target record of name + search[0] + ".", or NONE */
+	uint32_t own;   /* set of the last canonical entry with this FQDN, for
+	                 * its short forms; NONE = none */
 	uint8_t len;    /* bytes at name */
 	uint8_t flags;  /* REC_* */
 	uint16_t spare; /* padding */
@@ -107,7 +132,17 @@ struct nds_table {
 	size_t n6, cap6;              /* addresses used, allocated */
 	char s0dot[NAME_LEN_MAX + 1]; /* search[0] + ".", lower-case */
 	size_t s0len;                 /* strlen(s0dot); 0 = no search CNAMEs */
-	struct nds_nametable *src;    /* what it was built from (/debug/ndsz) */
+	size_t s0dots;                /* dots in s0dot */
+	bool derive;                  /* some record has short forms (own) */
+	char pdt[NAME_LEN_MAX + 2];   /* proxyDomain + "." (form 0, 2 tail) */
+	size_t pdtlen;                /* strlen(pdt) */
+	uint32_t hpdt;                /* hash_rev() of pdt */
+	char nst[2 * NAME_LEN_MAX + 3]; /* ns + "." + pdt (form 1 tail) */
+	size_t nstlen;                  /* strlen(nst), 0 = no form 1 */
+	uint32_t hnst;                  /* hash_rev() of nst */
+	char part0[NAME_LEN_MAX + 1];   /* first label of proxyDomain */
+	size_t p0len;                   /* strlen(part0) */
+	struct nds_nametable *src; /* what it was built from (/debug/ndsz) */
 };
 
 void
@@ -627,11 +662,12 @@ struct build {
 	char part0[NAME_LEN_MAX + 1]; /* first label of pd ("svc") */
 	size_t emitted;               /* names the entries emit (counted) */
 	size_t abytes;                /* arena bytes they need (counted) */
-	uint32_t *stamp;              /* per record: entry + 1 that set its
-	                               * search CNAME */
-	uint32_t cur;                 /* entry being applied (sorted index) */
-	uint32_t set;                 /* its address set */
+	uint32_t *stamp;              /* per record: set + 1 of the entry
+	                               * that set its search CNAME */
+	uint32_t set;                 /* the entry's address set */
 	bool k8s;                     /* it is a Kubernetes entry */
+	bool canon;                   /* its short forms are derived */
+	bool form1;                   /* it has form 1 (own namespace) */
 	uint32_t fqdn;                /* record of its "key.", or NONE */
 	char fqbuf[NAME_LEN_MAX + 1]; /* counting: its "key." */
 	size_t fqlen;                 /* counting: bytes in fqbuf, 0 = none */
@@ -694,7 +730,8 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	size_t i;
 	int rc = 0;
 
-	if (b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
+	/* A canonical entry's short forms are derived from its FQDN. */
+	if (!b->canon && b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
 		if ((rc = emit(b, fn, NAME_SHORT, p, 2)) != 0 ||
 		    (strcmp(e->ns, b->ns) == 0 &&
 		        (rc = emit(b, fn, NAME_SHORT, p, 1)) != 0) ||
@@ -712,7 +749,7 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	return rc;
 }
 
-/* Calls fn for every address name of entry e (SPEC §2.2, §2.3). */
+/* Calls fn for every stored address name of entry e (SPEC §2.2, §2.3). */
 static int
 entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
@@ -732,10 +769,56 @@ entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	return entry_k8s_names(b, e, fn);
 }
 
+/* A label of a canonical entry: no dot, no upper case, no '*'. */
+static bool
+canon_label(const char *s, size_t len, bool star)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '.' || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] == '*' && !star))
+			return false;
+	return len > 0;
+}
+
+/*
+ * Whether the short forms of Kubernetes entry e (with a set, key without
+ * a trailing dot) can be derived from its FQDN: the key is, in any case,
+ * shortname "." namespace "." proxyDomain, both single lower-case labels
+ * and the shortname no wildcard, so that the FQDN alone tells them apart
+ * (any two such entries with one FQDN emit the same short forms) and a
+ * wildcard probe never needs a derived name.
+ */
+static bool
+entry_canonical(const struct build *b, const struct nt_entry *e)
+{
+	size_t sl = strlen(e->shortname), nl = strlen(e->ns), kl, i;
+	const char *k = e->key;
+
+	if (b->pdlen == 0 || b->ns[0] == '\0' ||
+	    !canon_label(e->shortname, sl, false) ||
+	    !canon_label(e->ns, nl, true))
+		return false;
+	kl = strlen(k);
+	if (kl + 1 > NAME_LEN_MAX || kl != sl + 1 + nl + 1 + b->pdlen ||
+	    k[sl] != '.' || k[sl + 1 + nl] != '.')
+		return false;
+	for (i = 0; i < sl; i++)
+		if (lower(k[i]) != e->shortname[i])
+			return false;
+	for (i = 0; i < nl; i++)
+		if (lower(k[sl + 1 + i]) != e->ns[i])
+			return false;
+	for (i = 0; i < b->pdlen; i++)
+		if (lower(k[sl + nl + 2 + i]) != b->pd[i])
+			return false;
+	return true;
+}
+
 /*
  * Counting pass: a name and the arena bytes it may need.  A short form
- * that is a prefix of the entry's "key." (the usual "name.ns." of
- * "name.ns.svc.cluster.local") shares its bytes.
+ * that is a prefix of the entry's "key." shares its bytes.
  */
 static int
 count_name(struct build *b, const char *name, size_t len, enum name_kind kind)
@@ -754,9 +837,11 @@ count_name(struct build *b, const char *name, size_t len, enum name_kind kind)
 }
 
 /*
- * An address name, in sorted key order.  D5: Kubernetes beats
+ * A stored address name, in sorted key order.  D5: Kubernetes beats
  * non-Kubernetes in either order, non-Kubernetes duplicates append their
  * IPs per family; D13: between Kubernetes entries the later key replaces.
+ * (Sets are made in sorted key order, so between entries the later key
+ * has the larger set.)
  *
  * It also picks the target of the name's search CNAME, name + search[0]
  * + "." (SPEC §2.5, D9), which is never stored: lookups derive it, and
@@ -775,6 +860,7 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 	    .len = (uint8_t)len,
 	    .data = b->set,
 	    .cn = NONE,
+	    .own = NONE,
 	    .flags = b->k8s ? REC_K8S : 0};
 	const struct nds_rec *fq;
 	int rc;
@@ -796,16 +882,22 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 			return rc;
 		t->recs[i].data = set;
 	}
-	if (kind == NAME_FQDN)
+	if (kind == NAME_FQDN) {
 		b->fqdn = i;
+		if (b->canon) {
+			t->recs[i].own = b->set;
+			t->recs[i].flags |= b->form1 ? REC_FORM1 : 0;
+			t->derive = true;
+		}
+	}
 	if (t->s0len == 0 || len + t->s0len > NAME_LEN_MAX ||
 	    ends_with_label(name, len, t->s0dot, t->s0len))
 		return 0;
 	if ((target = kind == NAME_SHORT ? b->fqdn : i) == NONE ||
-	    b->stamp[i] == b->cur + 1)
+	    b->stamp[i] == b->set + 1)
 		return 0;
 	t->recs[i].cn = target;
-	b->stamp[i] = b->cur + 1;
+	b->stamp[i] = b->set + 1;
 	return 0;
 }
 
@@ -847,6 +939,24 @@ build_opts(struct build *b, const struct nds_build_opts *o)
 		t->s0dot[slen] = '.';
 		t->s0len = slen + 1;
 	}
+	for (i = 0; i < t->s0len; i++)
+		t->s0dots += t->s0dot[i] == '.';
+	/* The tails that turn a short form into its FQDN. */
+	if (b->pdlen > 0) {
+		memcpy(t->pdt, b->pd, b->pdlen);
+		t->pdt[b->pdlen] = '.';
+		t->pdtlen = b->pdlen + 1;
+		t->hpdt = hash_rev(FNV_INIT, t->pdt, t->pdtlen);
+		t->p0len = strlen(b->part0);
+		memcpy(t->part0, b->part0, t->p0len);
+	}
+	if (b->pdlen > 0 && canon_label(b->ns, nslen, true)) {
+		memcpy(t->nst, b->ns, nslen);
+		t->nst[nslen] = '.';
+		memcpy(t->nst + nslen + 1, t->pdt, t->pdtlen);
+		t->nstlen = nslen + 1 + t->pdtlen;
+		t->hnst = hash_rev(FNV_INIT, t->nst, t->nstlen);
+	}
 }
 
 static int
@@ -856,6 +966,18 @@ entry_cmp(const void *a, const void *b)
 	const struct nt_entry *y = *(const struct nt_entry *const *)b;
 
 	return strcmp(x->key, y->key);
+}
+
+/* The per-entry build state of e with set. */
+static void
+entry_begin(struct build *b, const struct nt_entry *e, uint32_t set)
+{
+	b->set = set;
+	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
+	b->canon = b->k8s && entry_canonical(b, e);
+	b->form1 = b->canon && strcmp(e->ns, b->ns) == 0;
+	b->fqdn = NONE;
+	b->fqlen = 0;
 }
 
 /*
@@ -869,14 +991,13 @@ entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
 	int rc;
 
 	*set = NONE;
-	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
 	/* An Istio quirk, kept: a Kubernetes key with a dot names nothing. */
-	if (b->k8s && e->key[klen - 1] == '.')
+	if (strcmp(e->registry, "Kubernetes") == 0 && e->key[klen - 1] == '.')
 		return 0;
 	/* No valid IP: skipped, queries for its names are forwarded. */
 	if ((rc = entry_set(b->t, e, set)) != 0 || *set == NONE)
 		return rc;
-	b->fqlen = 0;
+	entry_begin(b, e, *set);
 	return entry_names(b, e, count_name);
 }
 
@@ -886,8 +1007,8 @@ build_alloc(struct build *b)
 {
 	struct nds_table *t = b->t;
 
-	/* Slots at a load of at most 3/4; records fit in 31 bits. */
-	if (b->emitted >= (UINT32_MAX >> 1) / 4 * 3 ||
+	/* Slots at a load of at most 3/4; listing keys take 3 bits. */
+	if (b->emitted >= (UINT32_MAX >> 3) / 4 * 3 ||
 	    b->abytes >= UINT32_MAX - 1)
 		return -ENOMEM;
 	t->nslots = b->emitted + b->emitted / 3 + 1;
@@ -905,46 +1026,214 @@ build_alloc(struct build *b)
 
 /* Applies one entry (with a set) to the table. */
 static int
-entry_apply(struct build *b, const struct nt_entry *e, uint32_t cur,
-    uint32_t set)
+entry_apply(struct build *b, const struct nt_entry *e, uint32_t set)
 {
 	b->t->sets[set].origin = e->key;
-	b->cur = cur;
-	b->set = set;
-	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
-	b->fqdn = NONE;
+	entry_begin(b, e, set);
 	return entry_names(b, e, add_addr);
 }
 
+/* ---- derived short forms ----------------------------------------------- */
+
+/* Length of short form f of the canonical FQDN of record r. */
+static size_t
+form_len(const struct nds_table *t, const struct nds_rec *r, unsigned f)
+{
+	const char *dot;
+
+	if (f == 1) {
+		dot = memchr(t->arena + r->name, '.', r->len);
+		return dot != NULL ? (size_t)(dot - (t->arena + r->name)) + 1
+		                   : 0;
+	}
+	return r->len - t->pdtlen + (f == 2 ? t->p0len + 1 : 0);
+}
+
+/* Whether record r has short form f. */
+static inline bool
+form_has(const struct nds_rec *r, unsigned f)
+{
+	return r->own != NONE && (f != 1 || (r->flags & REC_FORM1));
+}
+
 /*
- * D14: a search CNAME is dropped where an address name is spelled the
- * same way; then the count of generated names.
+ * The canonical FQDN record whose short form f is q (ndots: the dots of
+ * q but its last), or NONE.  The FQDN's own field tells the forms apart:
+ * a canonical FQDN is name.ns.<pd>. in exactly one way.
+ */
+static uint32_t
+form_find(const struct nds_table *t, const char *q, size_t qlen, size_t ndots,
+    unsigned *f)
+{
+	uint32_t r = NONE;
+	size_t xl;
+
+	if (!t->derive)
+		return NONE;
+	switch (ndots) {
+	case 0: /* "name." + ns + "." + pd + "." */
+		if (t->nstlen == 0)
+			return NONE;
+		*f = 1;
+		r = rec_find(t, hash_rev(t->hnst, q, qlen), q, qlen, t->nst,
+		    t->nstlen);
+		break;
+	case 1: /* "name.ns." + pd + "." */
+		*f = 0;
+		r = rec_find(t, hash_rev(t->hpdt, q, qlen), q, qlen, t->pdt,
+		    t->pdtlen);
+		break;
+	case 2: /* "name.ns.<part0>." -> "name.ns." + pd + "." */
+		if (qlen < t->p0len + 2 || q[qlen - t->p0len - 2] != '.' ||
+		    memcmp(q + qlen - t->p0len - 1, t->part0, t->p0len) != 0)
+			return NONE;
+		*f = 2;
+		xl = qlen - t->p0len - 1;
+		r = rec_find(t, hash_rev(t->hpdt, q, xl), q, xl, t->pdt,
+		    t->pdtlen);
+		break;
+	default:
+		return NONE;
+	}
+	return r != NONE && form_has(&t->recs[r], *f) ? r : NONE;
+}
+
+static size_t
+dots(const char *s, size_t len)
+{
+	size_t n = 0, i;
+
+	for (i = 0; i < len; i++)
+		n += s[i] == '.';
+	return n;
+}
+
+/*
+ * A stored name that is also a derived short form of canonical entry C
+ * (record R's own): the precedence of add_addr() between C, which comes
+ * in sorted order with every other emitter, and the stored emitters.  C
+ * is Kubernetes (D5); between Kubernetes entries the later key wins
+ * (D13), as it does for the CNAME, whose target is C's FQDN (D18; C's
+ * short forms come before its alt hosts).
  */
 static void
-build_cnames(struct nds_table *t)
+build_claims(struct build *b)
 {
-	size_t i, n = 0, hl;
-	uint32_t j;
+	struct nds_table *t = b->t;
+	uint32_t R, c;
+	unsigned f = 0;
+	size_t i;
+
+	for (i = 0; i < t->nrecs && t->derive; i++) {
+		struct nds_rec *r = &t->recs[i];
+		const char *name = t->arena + r->name;
+
+		R = form_find(t, name, r->len, dots(name, r->len) - 1, &f);
+		if (R == NONE)
+			continue;
+		c = t->recs[R].own;
+		if (!(r->flags & REC_K8S) || r->data < c) {
+			r->data = c;
+			r->flags |= REC_K8S;
+		}
+		if (t->s0len > 0 && r->len + t->s0len <= NAME_LEN_MAX &&
+		    !ends_with_label(name, r->len, t->s0dot, t->s0len) &&
+		    (b->stamp[i] == 0 || b->stamp[i] - 1 <= c))
+			r->cn = R;
+		t->recs[R].flags |= (uint8_t)(REC_EX << f);
+	}
+}
+
+/* D14: h + search[0] + "." is an address name, so h has no CNAME. */
+static void
+shadow(struct nds_table *t, const char *h, size_t hlen)
+{
+	uint32_t j = rec_find(t, hash_rev(FNV_INIT, h, hlen), h, hlen, "", 0);
+	unsigned f = 0;
+
+	if (j != NONE) {
+		t->recs[j].cn = NONE;
+		return;
+	}
+	if ((j = form_find(t, h, hlen, dots(h, hlen) - 1, &f)) != NONE)
+		t->recs[j].flags |= (uint8_t)(REC_SHADOW << f);
+}
+
+/* Whether short form f (n bytes) of record r has a search CNAME. */
+static bool
+form_cname(const struct nds_table *t, const struct nds_rec *r, unsigned f,
+    size_t n)
+{
+	return t->s0len > 0 && !(r->flags & (REC_SHADOW << f)) &&
+	       n + t->s0len <= NAME_LEN_MAX &&
+	       !ends_with_label(t->arena + r->name, n, t->s0dot, t->s0len);
+}
+
+static void
+build_shadows(struct nds_table *t)
+{
+	size_t i, n;
+	unsigned f;
 
 	for (i = 0; i < t->nrecs && t->s0len > 0; i++) {
 		const struct nds_rec *r = &t->recs[i];
 		const char *name = t->arena + r->name;
 
-		if (r->len <= t->s0len ||
-		    !ends_with_label(name, r->len, t->s0dot, t->s0len))
-			continue;
-		hl = r->len - t->s0len;
-		j = rec_find(t, hash_rev(FNV_INIT, name, hl), name, hl, "", 0);
-		if (j != NONE)
-			t->recs[j].cn = NONE;
+		if (r->len > t->s0len &&
+		    ends_with_label(name, r->len, t->s0dot, t->s0len))
+			shadow(t, name, r->len - t->s0len);
+		for (f = 0; f < NFORMS && r->own != NONE; f++) {
+			if (!form_has(r, f) || (r->flags & (REC_EX << f)))
+				continue;
+			n = form_len(t, r, f);
+			if (n > t->s0len &&
+			    ends_with_label(name, n, t->s0dot, t->s0len))
+				shadow(t, name, n - t->s0len);
+		}
 	}
-	for (i = 0; i < t->nrecs; i++)
-		n += t->recs[i].cn != NONE;
-	t->names = t->nrecs + n;
 }
 
-/* Counting pass, allocation, then the names, over the entries sorted by
- * key (D5). */
+/*
+ * Every generated name, as listing keys (record << 3 | kind; kind 0: the
+ * record's name, 1: its search CNAME, 2 + f: its short form f, 5 + f:
+ * that form's search CNAME) into out if not NULL; returns the count.
+ */
+static size_t
+names_list(const struct nds_table *t, uint32_t *out)
+{
+	size_t i, n = 0, len;
+	unsigned f;
+
+	for (i = 0; i < t->nrecs; i++) {
+		const struct nds_rec *r = &t->recs[i];
+
+		if (out != NULL)
+			out[n] = (uint32_t)i << 3;
+		n++;
+		if (r->cn != NONE) {
+			if (out != NULL)
+				out[n] = (uint32_t)i << 3 | 1;
+			n++;
+		}
+		for (f = 0; f < NFORMS && r->own != NONE; f++) {
+			if (!form_has(r, f) || (r->flags & (REC_EX << f)))
+				continue;
+			if (out != NULL)
+				out[n] = (uint32_t)i << 3 | (2 + f);
+			n++;
+			len = form_len(t, r, f);
+			if (!form_cname(t, r, f, len))
+				continue;
+			if (out != NULL)
+				out[n] = (uint32_t)i << 3 | (5 + f);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Counting pass, allocation, the stored names over the entries sorted by
+ * key (D5), then what the derived names change. */
 static int
 build_passes(struct build *b, struct nt_entry **order, size_t n)
 {
@@ -964,9 +1253,12 @@ build_passes(struct build *b, struct nt_entry **order, size_t n)
 		rc = build_alloc(b);
 	for (i = 0; i < n && rc == 0; i++)
 		if (sets[i] != NONE)
-			rc = entry_apply(b, order[i], (uint32_t)i, sets[i]);
-	if (rc == 0)
-		build_cnames(b->t);
+			rc = entry_apply(b, order[i], sets[i]);
+	if (rc == 0) {
+		build_claims(b);
+		build_shadows(b->t);
+		b->t->names = names_list(b->t, NULL);
+	}
 	free(sets);
 	return rc;
 }
@@ -1118,18 +1410,65 @@ nds_table_names(const struct nds_table *t)
 
 /* ---- lookup (SPEC §3 step 4) ------------------------------------------- */
 
-/* Fills ans from record i reached by qname, or from its search CNAME. */
-static void
-answer_fill(const struct nds_table *t, uint32_t i, bool cname,
-    const char *qname, size_t qlen, struct nds_answer *ans)
+/* What answers a name: an address set, or a CNAME to a record. */
+struct hit {
+	uint32_t set;    /* the addresses (of the target if a CNAME) */
+	uint32_t target; /* CNAME target record, or NONE */
+};
+
+/* The address name q (hash: its hash, ndots: its dots but the last). */
+static bool
+addr_find(const struct nds_table *t, const char *q, size_t qlen, uint32_t hash,
+    size_t ndots, struct hit *h)
 {
-	const struct nds_rec *r = &t->recs[i];
-	const struct nds_addrset *s;
+	uint32_t i = rec_find(t, hash, q, qlen, "", 0);
+	unsigned f = 0;
+
+	h->target = NONE;
+	if (i != NONE) {
+		h->set = t->recs[i].data;
+		return true;
+	}
+	if ((i = form_find(t, q, qlen, ndots, &f)) == NONE)
+		return false;
+	h->set = t->recs[i].own;
+	return true;
+}
+
+/* The search CNAME whose owner is q[0..cut) + search[0] + "." (chash:
+ * the hash of q[0..cut), ndots: its dots but the last). */
+static bool
+cname_find(const struct nds_table *t, const char *q, size_t cut, uint32_t chash,
+    size_t ndots, struct hit *h)
+{
+	uint32_t i = rec_find(t, chash, q, cut, "", 0);
+	unsigned f = 0;
+
+	if (i != NONE) {
+		if ((h->target = t->recs[i].cn) == NONE)
+			return false;
+	} else if ((i = form_find(t, q, cut, ndots, &f)) != NONE &&
+	           !ends_with_label(q, cut, t->s0dot, t->s0len)) {
+		h->target = i; /* a short form's CNAME names the FQDN (D18) */
+	} else {
+		return false;
+	}
+	h->set = t->recs[h->target].data;
+	return true;
+}
+
+/* Fills ans from h, reached by qname. */
+static void
+answer_fill(const struct nds_table *t, const struct hit *h, const char *qname,
+    size_t qlen, struct nds_answer *ans)
+{
+	const struct nds_addrset *s = &t->sets[h->set];
 	size_t s0 = t->s0len;
 
 	memset(ans, 0, sizeof(*ans));
-	if (cname) {
-		r = &t->recs[r->cn];
+	if (h->target != NONE) {
+		const struct nds_rec *r = &t->recs[h->target];
+
 		ans->target = t->arena + r->name;
 		ans->target_len = r->len;
 		/*
@@ -1145,35 +1484,11 @@ answer_fill(const struct nds_table *t, uint32_t i, bool cname,
 			ans->target_len = qlen - s0;
 		}
 	}
-	s = &t->sets[r->data];
 	ans->v4 = s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL;
 	ans->n4 = s->n4;
 	ans->v6 = s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL;
 	ans->n6 = s->n6;
 	ans->origin = s->origin;
-}
-
-/*
- * The record that answers the name p + s: an address name (hash: its
- * hash), or else, when the name is h + search[0] + "." (cut: where h
- * ends in p + s, chash: the hash of h; cut = 0 when it cannot be), the
- * address name h whose search CNAME it is (*cname set).
- */
-static uint32_t
-name_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
-    const char *s, size_t slen, size_t cut, uint32_t chash, bool *cname)
-{
-	uint32_t i = rec_find(t, hash, p, plen, s, slen);
-
-	*cname = false;
-	if (i != NONE || cut == 0)
-		return i;
-	i = cut <= plen ? rec_find(t, chash, p, cut, "", 0)
-	                : rec_find(t, chash, p, plen, s, cut - plen);
-	if (i == NONE || t->recs[i].cn == NONE)
-		return NONE;
-	*cname = true;
-	return i;
 }
 
 /* Where the search[0] suffix starts in q, if h = q minus it can be an
@@ -1198,7 +1513,7 @@ nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
 	uint8_t at[NAME_LEN_MAX];
 	uint32_t h = FNV_INIT, hc = FNV_INIT, i;
 	size_t n = 0, k, cut;
-	bool cname = false;
+	struct hit hit;
 
 	if (t == NULL || qname == NULL || ans == NULL)
 		return -EINVAL;
@@ -1221,18 +1536,33 @@ nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
 		if (k < cut)
 			hc = (hc ^ (uint8_t)qname[k]) * FNV_PRIME;
 	}
-	i = name_find(t, h, qname, qlen, "", 0, cut, hc, &cname);
+	if (addr_find(t, qname, qlen, h, n, &hit) ||
+	    (cut > 0 && cname_find(t, qname, cut, hc, n - t->s0dots, &hit)))
+		goto found;
 	/*
 	 * The most specific wildcard (longest suffix) was found last.  A
 	 * wildcard's search CNAME needs the suffix to hold all of search[0]
-	 * (a shorter one leaves "*" before it, which is not a name).
+	 * (a shorter one leaves "*" before it, which is not a name).  No
+	 * derived short form starts with "*" (entry_canonical()).
 	 */
-	for (k = n; i == NONE && k-- > 0;)
-		i = name_find(t, probe[k], "*.", 2, qname + at[k], qlen - at[k],
-		    cut >= at[k] ? 2 + cut - at[k] : 0, cprobe[k], &cname);
-	if (i == NONE)
-		return -ENOENT;
-	answer_fill(t, i, cname, qname, qlen, ans);
+	for (k = n; k-- > 0;) {
+		i = rec_find(t, probe[k], "*.", 2, qname + at[k], qlen - at[k]);
+		if (i != NONE) {
+			hit.set = t->recs[i].data;
+			hit.target = NONE;
+			goto found;
+		}
+		if (cut < at[k])
+			continue;
+		i = rec_find(t, cprobe[k], "*.", 2, qname + at[k], cut - at[k]);
+		if (i != NONE && (hit.target = t->recs[i].cn) != NONE) {
+			hit.set = t->recs[hit.target].data;
+			goto found;
+		}
+	}
+	return -ENOENT;
+found:
+	answer_fill(t, &hit, qname, qlen, ans);
 	return 0;
 }
 
@@ -1244,34 +1574,31 @@ nds_table_source(const struct nds_table *t)
 	return t != NULL ? t->src : NULL;
 }
 
-/*
- * A listed name: record x >> 1, its search CNAME if x & 1.  qsort_r()
- * orders them by whole name.
- */
-static int
-rec_cmp(const void *a, const void *b, void *arg)
+/* The name of listing key x (see names_list()): bytes at the record's
+ * name, how many, and whether search[0] + "." follows. */
+static const char *
+key_name(const struct nds_table *t, uint32_t x, size_t *len, bool *cname)
 {
-	const struct nds_table *t = arg;
-	uint32_t xa = *(const uint32_t *)a, xb = *(const uint32_t *)b;
-	const struct nds_rec *x = &t->recs[xa >> 1];
-	const struct nds_rec *y = &t->recs[xb >> 1];
+	const struct nds_rec *r = &t->recs[x >> 3];
+	unsigned kind = x & 7;
 
-	return cat_cmp(t->arena + x->name, x->len, t->s0dot,
-	    (xa & 1) ? t->s0len : 0, t->arena + y->name, y->len, t->s0dot,
-	    (xb & 1) ? t->s0len : 0);
+	*cname = kind == 1 || kind >= 5;
+	*len = kind < 2 ? r->len : form_len(t, r, (kind - 2) % NFORMS);
+	return t->arena + r->name;
 }
 
-/* The whole name into buf (NAME_LEN_MAX + 1 bytes, NUL added). */
-static void
-rec_name(const struct nds_table *t, const struct nds_rec *r, bool cname,
-    char *buf)
+/* qsort_r() order of listing keys: by whole name. */
+static int
+key_cmp(const void *a, const void *b, void *arg)
 {
-	size_t sl = cname ? t->s0len : 0;
+	const struct nds_table *t = arg;
+	size_t la, lb;
+	bool ca, cb;
+	const char *na = key_name(t, *(const uint32_t *)a, &la, &ca);
+	const char *nb = key_name(t, *(const uint32_t *)b, &lb, &cb);
 
-	/* add_addr() keeps len + s0len <= NAME_LEN_MAX for a CNAME. */
-	memcpy(buf, t->arena + r->name, r->len);
-	memcpy(buf + r->len, t->s0dot, sl);
-	buf[r->len + sl] = '\0';
+	return cat_cmp(na, la, t->s0dot, ca ? t->s0len : 0, nb, lb, t->s0dot,
+	    cb ? t->s0len : 0);
 }
 
 /* fn for each of the n addresses of family af at pool, text into text. */
@@ -1295,28 +1622,26 @@ rec_addrs(struct nds_record *out, char *text, int af, const uint8_t *pool,
 	return 0;
 }
 
-/* fn for every record of a name: A, then AAAA, or its CNAME. */
+/* fn for every record of name (NUL terminated): A, then AAAA, or CNAME. */
 static int
-rec_emit(const struct nds_table *t, uint32_t i, bool cname,
+rec_emit(const struct nds_table *t, const char *name, const struct hit *h,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
-	const struct nds_rec *r = &t->recs[i];
-	char name[NAME_LEN_MAX + 1], data[NAME_LEN_MAX + 1];
+	const struct nds_addrset *s = &t->sets[h->set];
 	struct nds_record out = {.name = name, .ttl = t->ttl};
-	const struct nds_addrset *s;
+	char data[NAME_LEN_MAX + 1];
 	int rc;
 
-	rec_name(t, r, cname, name);
-	if (cname) {
-		r = &t->recs[r->cn];
-		rec_name(t, r, false, data);
+	out.origin = s->origin;
+	if (h->target != NONE) {
+		const struct nds_rec *r = &t->recs[h->target];
+
+		memcpy(data, t->arena + r->name, r->len);
+		data[r->len] = '\0';
 		out.type = "CNAME";
 		out.data = data;
-		out.origin = t->sets[r->data].origin;
 		return fn(&out, arg);
 	}
-	s = &t->sets[r->data];
-	out.origin = s->origin;
 	if ((rc = rec_addrs(&out, data, AF_INET, t->v4 + (size_t)s->v4 * 4,
 	         s->n4, fn, arg)) != 0)
 		return rc;
@@ -1330,9 +1655,8 @@ rec_filter(const struct nds_table *t, const char *filter,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
 	char q[NAME_LEN_MAX + 1];
-	size_t len = strlen(filter), i, cut;
-	bool cname;
-	uint32_t r;
+	size_t len = strlen(filter), i, cut, n;
+	struct hit h;
 
 	len -= len > 0 && filter[len - 1] == '.';
 	if (len == 0 || len + 1 > NAME_LEN_MAX)
@@ -1340,18 +1664,26 @@ rec_filter(const struct nds_table *t, const char *filter,
 	for (i = 0; i < len; i++)
 		q[i] = lower(filter[i]);
 	q[len++] = '.';
+	q[len] = '\0';
 	cut = s0_cut(t, q, len);
-	r = name_find(t, hash_rev(FNV_INIT, q, len), q, len, "", 0, cut,
-	    hash_rev(FNV_INIT, q, cut), &cname);
-	return r != NONE ? rec_emit(t, r, cname, fn, arg) : 0;
+	n = dots(q, len) - 1;
+	if (addr_find(t, q, len, hash_rev(FNV_INIT, q, len), n, &h) ||
+	    (cut > 0 && cname_find(t, q, cut, hash_rev(FNV_INIT, q, cut),
+	                    n - t->s0dots, &h)))
+		return rec_emit(t, q, &h, fn, arg);
+	return 0;
 }
 
 int
 nds_table_foreach_record(const struct nds_table *t, const char *filter,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
+	char name[NAME_LEN_MAX + 1];
 	uint32_t *order;
-	size_t i, n = 0;
+	size_t i, n, len;
+	struct hit h;
+	const char *p;
+	bool cname;
 	int rc = 0;
 
 	if (t == NULL || fn == NULL)
@@ -1361,17 +1693,32 @@ nds_table_foreach_record(const struct nds_table *t, const char *filter,
 	if (t->names == 0)
 		return 0;
 	/* Names are unique, so sorting one index of them sorts the records;
-	 * the search CNAMEs' names are composed on the fly. */
+	 * derived names are composed on the fly. */
 	if ((order = malloc(t->names * sizeof(*order))) == NULL)
 		return -ENOMEM;
-	for (i = 0; i < t->nrecs; i++) {
-		order[n++] = (uint32_t)i << 1;
-		if (t->recs[i].cn != NONE)
-			order[n++] = (uint32_t)i << 1 | 1;
+	n = names_list(t, order);
+	qsort_r(order, n, sizeof(*order), key_cmp, (void *)t);
+	for (i = 0; i < n && rc == 0; i++) {
+		const struct nds_rec *r = &t->recs[order[i] >> 3];
+		unsigned kind = order[i] & 7;
+
+		p = key_name(t, order[i], &len, &cname);
+		memcpy(name, p, len);
+		if (cname)
+			memcpy(name + len, t->s0dot, t->s0len);
+		name[len + (cname ? t->s0len : 0)] = '\0';
+		h.set = r->data;
+		h.target = NONE;
+		if (kind == 1)
+			h.target = r->cn;
+		else if (kind >= 2 && kind < 5)
+			h.set = r->own;
+		else if (kind >= 5)
+			h.target = order[i] >> 3;
+		if (h.target != NONE)
+			h.set = t->recs[h.target].data;
+		rc = rec_emit(t, name, &h, fn, arg);
 	}
-	qsort_r(order, n, sizeof(*order), rec_cmp, (void *)t);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = rec_emit(t, order[i] >> 1, order[i] & 1, fn, arg);
 	free(order);
 	return rc;
 }
