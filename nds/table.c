@@ -379,14 +379,15 @@ nt_slot(const struct nds_nametable *nt, const char *key, uint32_t hash)
 	return s;
 }
 
+/* A new index with room for want + 1 keys. */
 static int
-nt_rehash(struct nds_nametable *nt)
+nt_rehash(struct nds_nametable *nt, size_t want)
 {
 	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i;
 	uint32_t *idx;
 
 	/* A kept table's NameTable has no index (nt_keep()). */
-	while (nslots < SIZE_MAX / 20 && (nt->n + 1) * 10 > nslots * 7)
+	while (nslots < SIZE_MAX / 20 && (want + 1) * 10 > nslots * 7)
 		nslots *= 2;
 	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= UINT32_MAX - 1)
 		return -ENOMEM;
@@ -399,6 +400,23 @@ nt_rehash(struct nds_nametable *nt)
 		idx[nt_slot(nt, nt->ents[i].key, nt->ents[i].hash)] =
 		    (uint32_t)i + 1;
 	return 0;
+}
+
+/* Sizes nt for n keys in all: entries and index allocated once. */
+int
+nds_nametable_reserve(struct nds_nametable *nt, size_t n)
+{
+	void *p;
+
+	if (n >= UINT32_MAX - 1 || n > SIZE_MAX / 2 / sizeof(*nt->ents))
+		return -ENOMEM;
+	if (n > nt->cap) {
+		if ((p = realloc(nt->ents, n * sizeof(*nt->ents))) == NULL)
+			return -ENOMEM;
+		nt->ents = p;
+		nt->cap = n;
+	}
+	return (n + 1) * 10 > nt->nslots * 7 ? nt_rehash(nt, n) : 0;
 }
 
 int
@@ -415,7 +433,8 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
 	if ((rc = nt_entry_new(nt, key, info != NULL ? info : &empty, &e)) != 0)
 		return rc;
 	/* A failure here leaves the copy unused in its chunk. */
-	if (((nt->n + 1) * 10 > nt->nslots * 7 && (rc = nt_rehash(nt)) != 0) ||
+	if (((nt->n + 1) * 10 > nt->nslots * 7 &&
+	        (rc = nt_rehash(nt, nt->n)) != 0) ||
 	    (rc = grow((void **)&nt->ents, &nt->cap, nt->n + 1,
 	         sizeof(*nt->ents))) != 0)
 		return rc;
