@@ -49,14 +49,12 @@
 
 /* One NameTable entry; its strings live in the NameTable's chunks. */
 struct nt_entry {
-	const char *key;
+	const char *key;      /* then the shortname, see nt_shortname() */
+	const char **ips;     /* nips ips, then nalt alt hosts */
 	const char *registry; /* shared with other entries */
-	const char *shortname;
-	const char *ns;   /* shared with other entries */
-	const char **ips; /* nips ips, then nalt alt hosts */
+	const char *ns;       /* shared with other entries */
 	uint32_t nips;
 	uint32_t nalt;
-	uint32_t hash; /* hash_rev() of the key */
 };
 
 #define NT_INTERN 32 /* cached registry and namespace strings */
@@ -66,7 +64,8 @@ struct nt_chunk;
 struct nds_nametable {
 	struct nt_entry *ents; /* n entries in insertion order */
 	size_t n;
-	size_t cap;
+	size_t cap;              /* of ents and hashes */
+	uint32_t *hashes;        /* hash_rev() of each key, until nt_keep() */
 	uint32_t *idx;           /* open addressing: ents index + 1, 0 = free */
 	size_t nslots;           /* power of two, or 0 */
 	struct nt_chunk *chunks; /* strings; the current one first */
@@ -208,6 +207,13 @@ grow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* ---- NameTable --------------------------------------------------------- */
 
+/* An entry's shortname: stored right after its key. */
+static inline const char *
+nt_shortname(const struct nt_entry *e)
+{
+	return e->key + strlen(e->key) + 1;
+}
+
 /*
  * Entries live in one array (nt->ents) and their strings in chunks that
  * never move, so the pointers nds_nametable_foreach() hands out stay
@@ -337,7 +343,7 @@ nt_entry_new(struct nds_nametable *nt, const char *key,
 		return -ENOMEM;
 	cur = (char *)(strs + in->nips + in->nalt);
 	e->key = pack_str(&cur, key);
-	e->shortname = pack_str(&cur, in->shortname);
+	(void)pack_str(&cur, in->shortname); /* right after the key */
 	if (reg == NULL)
 		reg = nt->intern[rslot] = pack_str(&cur, in->registry);
 	if (ns == NULL)
@@ -351,7 +357,6 @@ nt_entry_new(struct nds_nametable *nt, const char *key,
 	e->ips = strs;
 	e->nips = (uint32_t)in->nips;
 	e->nalt = (uint32_t)in->nalt;
-	e->hash = hash_rev(FNV_INIT, e->key, strlen(e->key));
 	return 0;
 }
 
@@ -370,9 +375,9 @@ nt_slot(const struct nds_nametable *nt, const char *key, uint32_t hash)
 	size_t s = hash_slot(hash, nt->nslots);
 
 	while (nt->idx[s] != 0) {
-		const struct nt_entry *e = &nt->ents[nt->idx[s] - 1];
+		uint32_t i = nt->idx[s] - 1;
 
-		if (e->hash == hash && strcmp(e->key, key) == 0)
+		if (nt->hashes[i] == hash && strcmp(nt->ents[i].key, key) == 0)
 			break;
 		s = (s + 1) & (nt->nslots - 1);
 	}
@@ -397,7 +402,7 @@ nt_rehash(struct nds_nametable *nt, size_t want)
 	nt->idx = idx;
 	nt->nslots = nslots;
 	for (i = 0; i < nt->n; i++)
-		idx[nt_slot(nt, nt->ents[i].key, nt->ents[i].hash)] =
+		idx[nt_slot(nt, nt->ents[i].key, nt->hashes[i])] =
 		    (uint32_t)i + 1;
 	return 0;
 }
@@ -414,6 +419,9 @@ nds_nametable_reserve(struct nds_nametable *nt, size_t n)
 		if ((p = realloc(nt->ents, n * sizeof(*nt->ents))) == NULL)
 			return -ENOMEM;
 		nt->ents = p;
+		if ((p = realloc(nt->hashes, n * sizeof(*nt->hashes))) == NULL)
+			return -ENOMEM; /* ents is larger than cap: harmless */
+		nt->hashes = p;
 		nt->cap = n;
 	}
 	return (n + 1) * 10 > nt->nslots * 7 ? nt_rehash(nt, n) : 0;
@@ -425,6 +433,7 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
 {
 	static const struct nds_nameinfo empty;
 	struct nt_entry e;
+	uint32_t hash;
 	size_t s;
 	int rc;
 
@@ -435,16 +444,18 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
 	/* A failure here leaves the copy unused in its chunk. */
 	if (((nt->n + 1) * 10 > nt->nslots * 7 &&
 	        (rc = nt_rehash(nt, nt->n)) != 0) ||
-	    (rc = grow((void **)&nt->ents, &nt->cap, nt->n + 1,
-	         sizeof(*nt->ents))) != 0)
+	    (nt->n == nt->cap && (rc = nds_nametable_reserve(nt,
+	                              nt->cap != 0 ? nt->cap * 2 : 16)) != 0))
 		return rc;
-	s = nt_slot(nt, key, e.hash);
+	hash = hash_rev(FNV_INIT, key, strlen(key));
+	s = nt_slot(nt, key, hash);
 	if (nt->idx[s] != 0) {
 		/* Duplicate key: the last one wins, as in protobuf maps. */
 		nt->ents[nt->idx[s] - 1] = e;
 		return 0;
 	}
 	nt->ents[nt->n] = e;
+	nt->hashes[nt->n] = hash;
 	nt->idx[s] = (uint32_t)++nt->n;
 	return 0;
 }
@@ -468,7 +479,7 @@ nds_nametable_foreach(const struct nds_nametable *nt,
 		struct nds_nameinfo in = {.ips = e->ips,
 		    .nips = e->nips,
 		    .registry = e->registry,
-		    .shortname = e->shortname,
+		    .shortname = nt_shortname(e),
 		    .ns = e->ns,
 		    .alt_hosts = e->ips + e->nips,
 		    .nalt = e->nalt};
@@ -491,6 +502,7 @@ nds_nametable_destroy(struct nds_nametable *nt)
 		free(c);
 	}
 	free(nt->ents);
+	free(nt->hashes);
 	free(nt->idx);
 	free(nt);
 }
@@ -744,7 +756,7 @@ emit(struct build *b, name_fn fn, enum name_kind kind, const struct part *p,
 static int
 entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
-	struct part p[3] = {{e->shortname, strlen(e->shortname)},
+	struct part p[3] = {{nt_shortname(e), strlen(nt_shortname(e))},
 	    {e->ns, strlen(e->ns)}, {b->part0, strlen(b->part0)}};
 	size_t i;
 	int rc = 0;
@@ -812,11 +824,10 @@ canon_label(const char *s, size_t len, bool star)
 static bool
 entry_canonical(const struct build *b, const struct nt_entry *e)
 {
-	size_t sl = strlen(e->shortname), nl = strlen(e->ns), kl, i;
-	const char *k = e->key;
+	const char *k = e->key, *sn = nt_shortname(e);
+	size_t sl = strlen(sn), nl = strlen(e->ns), kl, i;
 
-	if (b->pdlen == 0 || b->ns[0] == '\0' ||
-	    !canon_label(e->shortname, sl, false) ||
+	if (b->pdlen == 0 || b->ns[0] == '\0' || !canon_label(sn, sl, false) ||
 	    !canon_label(e->ns, nl, true))
 		return false;
 	kl = strlen(k);
@@ -824,7 +835,7 @@ entry_canonical(const struct build *b, const struct nt_entry *e)
 	    k[sl] != '.' || k[sl + 1 + nl] != '.')
 		return false;
 	for (i = 0; i < sl; i++)
-		if (lower(k[i]) != e->shortname[i])
+		if (lower(k[i]) != sn[i])
 			return false;
 	for (i = 0; i < nl; i++)
 		if (lower(k[sl + 1 + i]) != e->ns[i])
@@ -1298,9 +1309,9 @@ table_free(struct nds_table *t)
 }
 
 /*
- * The NameTable stays with the table for /debug/ndsz, read-only: its key
- * index is only needed to add keys (nds_nametable_add() rebuilds it), so
- * it goes, and so does the slack of the entry array.
+ * The NameTable stays with the table for /debug/ndsz, read-only (nothing
+ * is added to it again): its key index and key hashes are only needed to
+ * add keys, so they go, and so does the slack of the entry array.
  */
 static void
 nt_keep(struct nds_nametable *nt)
@@ -1310,6 +1321,8 @@ nt_keep(struct nds_nametable *nt)
 	free(nt->idx);
 	nt->idx = NULL;
 	nt->nslots = 0;
+	free(nt->hashes);
+	nt->hashes = NULL;
 	if (nt->n > 0 && nt->n < nt->cap &&
 	    (p = realloc(nt->ents, nt->n * sizeof(*nt->ents))) != NULL) {
 		nt->ents = p;
