@@ -980,7 +980,8 @@ build_opts(struct build *b, const struct nds_build_opts *o)
 		t->p0len = strlen(b->part0);
 		memcpy(t->part0, b->part0, t->p0len);
 	}
-	if (b->pdlen > 0 && canon_label(b->ns, nslen, true)) {
+	if (b->pdlen > 0 && nslen <= NAME_LEN_MAX &&
+	    canon_label(b->ns, nslen, true)) {
 		memcpy(t->nst, b->ns, nslen);
 		t->nst[nslen] = '.';
 		memcpy(t->nst + nslen + 1, t->pdt, t->pdtlen);
