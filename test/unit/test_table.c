@@ -690,13 +690,13 @@ test_derived_short_forms_keep_precedence(void **state)
 	nds_table_unref(t);
 }
 
-/* A namespace longer than any name: no short forms, no overflow. */
+/* A namespace longer than two names: no short forms, no overflow. */
 static void
 test_long_namespace_is_harmless(void **state)
 {
 	struct nds_nametable *nt = nametable();
 	struct nds_table *t;
-	char ns[400];
+	char ns[600];
 
 	(void)state;
 	memset(ns, 'n', sizeof(ns) - 1);
@@ -705,6 +705,7 @@ test_long_namespace_is_harmless(void **state)
 	    LIST("10.0.0.1"), NOALT);
 	t = build(nt, ns, "svc.cluster.local", "svc.cluster.local");
 	expect(t, "a.b.", "a=10.0.0.1 aaaa= origin=a.b.svc.cluster.local");
+	expect(t, "a.b.svc.", "a=10.0.0.1 aaaa= origin=a.b.svc.cluster.local");
 	expect(t, "a.", "ENOENT");
 	nds_table_unref(t);
 }
