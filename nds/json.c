@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,178 @@ table_parse(struct nds_nametable *nt, const json_t *root, char *err,
 	return rc;
 }
 
+/* ---- streaming: one entry's tree at a time ------------------------------ */
+
+#define STREAM_DEPTH 1000 /* deeper input goes the whole-tree way */
+
+/* Whether the brackets of buf nest no deeper than max (strings skipped). */
+static bool
+depth_ok(const char *buf, size_t len, size_t max)
+{
+	size_t depth = 0, i;
+	bool str = false;
+
+	for (i = 0; i < len; i++) {
+		char c = buf[i];
+
+		if (str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				str = false;
+		} else if (c == '"') {
+			str = true;
+		} else if (c == '{' || c == '[') {
+			if (++depth > max)
+				return false;
+		} else if (c == '}' || c == ']') {
+			depth -= depth > 0;
+		}
+	}
+	return true;
+}
+
+static size_t
+skip_ws(const char *buf, size_t len, size_t pos)
+{
+	while (pos < len && (buf[pos] == ' ' || buf[pos] == '\t' ||
+	                        buf[pos] == '\n' || buf[pos] == '\r'))
+		pos++;
+	return pos;
+}
+
+/* One JSON value at buf[*pos..len); *pos moves past it.  NULL if bad. */
+static json_t *
+value_take(const char *buf, size_t len, size_t *pos)
+{
+	json_error_t je;
+	json_t *v;
+
+	v = json_loadb(buf + *pos, len - *pos,
+	    JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+	if (v != NULL)
+		*pos += (size_t)je.position;
+	return v;
+}
+
+/*
+ * A member name and its colon at buf[*pos..len); the name into *out (a
+ * string value to json_decref()).  -1 if not one.
+ */
+static int
+name_take(const char *buf, size_t len, size_t *pos, json_t **out)
+{
+	*pos = skip_ws(buf, len, *pos);
+	if (*pos >= len || buf[*pos] != '"' ||
+	    (*out = value_take(buf, len, pos)) == NULL)
+		return -1;
+	*pos = skip_ws(buf, len, *pos);
+	if (*pos >= len || buf[*pos] != ':') {
+		json_decref(*out);
+		return -1;
+	}
+	*pos = skip_ws(buf, len, *pos + 1);
+	return 0;
+}
+
+/* After a member: ',' (more follow, 1) or '}' (the end, 0); -1 if bad. */
+static int
+member_next(const char *buf, size_t len, size_t *pos)
+{
+	*pos = skip_ws(buf, len, *pos);
+	if (*pos < len && (buf[*pos] == ',' || buf[*pos] == '}'))
+		return buf[(*pos)++] == ',';
+	return -1;
+}
+
+/* The "table" object at buf[*pos..len), entry by entry. */
+static int
+table_stream(const char *buf, size_t len, size_t *pos, struct nds_nametable *nt)
+{
+	struct strv ips = {0}, alt = {0};
+	json_t *k = NULL, *v;
+	int more, rc = -1;
+
+	if (*pos < len && buf[*pos] == 'n') { /* null: an empty table */
+		if ((v = value_take(buf, len, pos)) == NULL)
+			return -1;
+		rc = json_is_null(v) ? 0 : -1;
+		json_decref(v);
+		return rc;
+	}
+	if (*pos >= len || buf[*pos] != '{')
+		return -1;
+	*pos = skip_ws(buf, len, *pos + 1);
+	if (*pos < len && buf[*pos] == '}') {
+		(*pos)++;
+		return 0;
+	}
+	do {
+		if (name_take(buf, len, pos, &k) != 0)
+			goto out;
+		v = value_take(buf, len, pos);
+		more = v == NULL || !json_is_string(k) ||
+		               entry_parse(nt, json_string_value(k), v, &ips,
+		                   &alt, NULL, 0) != 0
+		           ? -1
+		           : member_next(buf, len, pos);
+		json_decref(v);
+		json_decref(k);
+		if (more < 0)
+			goto out;
+	} while (more);
+	rc = 0;
+out:
+	free(ips.v);
+	free(alt.v);
+	return rc;
+}
+
+/*
+ * The usual shape, {"table": {host: {...}, ...}, ...}, parsed with one
+ * entry's tree at a time instead of the whole document's (a 100k-entry
+ * file makes a ~100 MB tree).  Anything unusual (an error, "table" twice,
+ * deep nesting) returns -1 and the caller parses the whole tree, which
+ * gives the same result and the same messages as before.
+ */
+static int
+json_stream(const char *buf, size_t len, struct nds_nametable *nt)
+{
+	size_t pos = skip_ws(buf, len, 0);
+	bool table = false;
+	json_t *k, *v;
+	int more;
+
+	if (pos >= len || buf[pos] != '{' || !depth_ok(buf, len, STREAM_DEPTH))
+		return -1;
+	pos = skip_ws(buf, len, pos + 1);
+	if (pos < len && buf[pos] == '}') {
+		pos++;
+		more = 0;
+	} else {
+		do {
+			if (name_take(buf, len, &pos, &k) != 0)
+				return -1;
+			if (json_is_string(k) &&
+			    strcmp(json_string_value(k), "table") == 0) {
+				json_decref(k);
+				if (table ||
+				    table_stream(buf, len, &pos, nt) != 0)
+					return -1;
+				table = true;
+			} else {
+				json_decref(k);
+				if ((v = value_take(buf, len, &pos)) == NULL)
+					return -1;
+				json_decref(v);
+			}
+			if ((more = member_next(buf, len, &pos)) < 0)
+				return -1;
+		} while (more);
+	}
+	return skip_ws(buf, len, pos) == len ? 0 : -1;
+}
+
 int
 nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen)
@@ -208,6 +381,16 @@ nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
 	int rc;
 
 	*out = NULL;
+	if (nds_nametable_create(&nt) != 0) {
+		nds_errf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (json_stream(buf, len, nt) == 0) {
+		*out = nt;
+		return 0;
+	}
+	nds_nametable_destroy(nt);
+	nt = NULL;
 	/* No JSON_DECODE_ANY: the top level must be an object or array. */
 	if ((root = json_loadb(buf, len, 0, &je)) == NULL) {
 		nds_errf(err, errlen, "JSON error at line %d, column %d: %s",

@@ -16,4 +16,12 @@ void nds_errf(char *err, size_t errlen, const char *fmt, ...)
  */
 int nds_file_read(const char *path, size_t max, char **buf, size_t *len);
 
+/*
+ * Sizes nt for n keys in all (a decoder that counted them), so that
+ * nds_nametable_add() neither grows the entry array nor rehashes until
+ * then.  0 or -ENOMEM; nt is unchanged on failure.
+ */
+struct nds_nametable;
+int nds_nametable_reserve(struct nds_nametable *nt, size_t n);
+
 #endif

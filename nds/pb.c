@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "nds/nds.h"
+#include "nds/nds_impl.h"
 
 enum {
 	WT_VARINT = 0,
@@ -354,6 +355,33 @@ entry_parse(struct pb_dec *d, struct nds_nametable *nt, size_t pos, size_t end)
 	return 0;
 }
 
+/* The number of table entries at the top level (at most max), counted
+ * without a word: nds_pb_parse() reports what is wrong when it gets
+ * there. */
+static size_t
+entries_count(const uint8_t *buf, size_t len, size_t max)
+{
+	struct pb_dec d = {.buf = buf};
+	size_t pos = 0, n = 0, elen = 0;
+	uint32_t field = 0;
+	unsigned wt = 0;
+
+	while (pos < len && n < max) {
+		if (rd_tag(&d, "", &pos, len, &field, &wt) != 0)
+			break;
+		if (field != 1 || wt != WT_LEN) {
+			if (rd_skip(&d, "", field, wt, &pos, len) != 0)
+				break;
+			continue;
+		}
+		if (rd_len(&d, "", field, &pos, len, &elen) != 0)
+			break;
+		pos += elen;
+		n++;
+	}
+	return n;
+}
+
 int
 nds_pb_parse(const uint8_t *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen)
@@ -373,6 +401,9 @@ nds_pb_parse(const uint8_t *buf, size_t len, struct nds_nametable **out,
 		rc = dec_oom(&d);
 		goto out;
 	}
+	/* A hint, capped so that a flood of tiny entries reserves no more
+	 * than the input's size; without it the table grows as it goes. */
+	(void)nds_nametable_reserve(nt, entries_count(buf, len, len / 64));
 	while (pos < len) {
 		if ((rc = rd_tag(&d, msg, &pos, len, &field, &wt)) != 0)
 			goto out;

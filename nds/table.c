@@ -2,19 +2,30 @@
  * table.c: the NameTable collection and the compiled lookup table
  * (SPEC §1-§3).  No protobuf, no libevent, no JSON, no wire format.
  *
- * Layout of a compiled table (sized for 100k services, ~700k names):
+ * Layout of a compiled table (sized for 100k services, ~600k names):
  *
- *   arena  one byte array holding every address name ("foo.ns.", NUL
- *          terminated) and every NameTable key (the origins);
- *   recs   one 16-byte record per generated name: an address record
- *          points at an address set, a CNAME record at its target
- *          record.  A search CNAME's name is never stored: it is its base
- *          name (already in the arena) followed by search[0] + ".";
- *   slots  open addressing over recs (record index + 1, 0 = free),
- *          power of two, load <= 0.7, linear probing;
+ *   arena  one byte array holding every stored name ("foo.ns.", no NUL);
+ *          origins point at the keys in the kept NameTable.  A short
+ *          form that is a prefix of its entry's FQDN shares its bytes;
+ *   recs   one 24-byte record per stored name: its address set, the
+ *          target of its search CNAME and, for a canonical Kubernetes
+ *          FQDN, the set of its derived short forms;
+ *   slots  open addressing over recs (record index + 1, 0 = free), load
+ *          <= 3/4, linear probing; sized once, from a counting pass;
  *   sets   one address set per entry (its v4 and v6 lists, stored once
  *          in the v4/v6 pools, and its key); merged sets only on
  *          non-Kubernetes collisions.
+ *
+ * Only about one name in six is stored.  Search CNAMEs (name + search[0]
+ * + ".") are derived: a lookup that misses strips search[0] and finds the
+ * address name, whose record names the target.  The short forms of a
+ * canonical Kubernetes FQDN ("name.ns.<pd>." with name and ns single
+ * lower-case labels) are derived too: "name.ns.", "name." and
+ * "name.ns.<part0>." are completed to the FQDN.  Where a stored name is
+ * also a derived one, build_claims() settles the precedence as if every
+ * name had been stored, and build_shadows() applies D14; lookups try
+ * stored names first, then derived ones, so the answers and listings are
+ * those of the full expansion.
  *
  * Names are hashed from right to left (FNV-1a over the reversed bytes), so
  * one pass over a query yields the hash of every suffix and the wildcard
@@ -36,60 +47,82 @@
 #define FNV_INIT 2166136261u
 #define FNV_PRIME 16777619u
 
-/* One NameTable entry, packed in a single allocation with its strings. */
+/* One NameTable entry; its strings live in the NameTable's chunks. */
 struct nt_entry {
-	const char *key;
-	const char *registry;
-	const char *shortname;
-	const char *ns;
-	const char **ips; /* nips strings */
-	const char **alt; /* nalt strings */
-	size_t nips;
-	size_t nalt;
-	uint32_t hash; /* hash_rev() of the key */
+	const char *key;      /* then the shortname, see nt_shortname() */
+	const char **ips;     /* nips ips, then nalt alt hosts */
+	const char *registry; /* shared with other entries */
+	const char *ns;       /* shared with other entries */
+	uint32_t nips;
+	uint32_t nalt;
 };
 
+#define NT_INTERN 32 /* cached registry and namespace strings */
+
+struct nt_chunk;
+
 struct nds_nametable {
-	struct nt_entry **ents; /* n entries in insertion order */
+	struct nt_entry *ents; /* n entries in insertion order */
 	size_t n;
-	size_t cap;
-	uint32_t *idx; /* open addressing: ents index + 1, 0 = free */
-	size_t nslots; /* power of two, or 0 */
+	size_t cap;              /* of ents and hashes */
+	uint32_t *hashes;        /* hash_rev() of each key, until nt_keep() */
+	uint32_t *idx;           /* open addressing: ents index + 1, 0 = free */
+	size_t nslots;           /* power of two, or 0 */
+	struct nt_chunk *chunks; /* strings; the current one first */
+	char *cur;               /* free space in the current one */
+	size_t left;             /* bytes at cur */
+	const char *intern[NT_INTERN]; /* earlier registries, namespaces */
+};
+
+/*
+ * The short forms of a canonical Kubernetes FQDN "name.ns.<pd>." (see
+ * entry_canonical()) are not stored either: form 0 is "name.ns.", form 1
+ * "name." (own namespace only), form 2 "name.ns.<part0>.", each a prefix
+ * of the FQDN.  A lookup that misses appends the rest of the FQDN and
+ * finds the FQDN's record, whose own field holds the entry's set.
+ */
+enum {
+	NFORMS = 3, /* short forms derived from a canonical FQDN */
 };
 
 enum {
-	REC_CNAME = 1,  /* data is the target record */
-	REC_SUFFIX = 2, /* the name is arena[name..name+len] + search0 + "." */
-	REC_K8S = 4,    /* address records of a Kubernetes entry */
+	REC_K8S = 1,    /* address record of a Kubernetes entry */
+	REC_FORM1 = 2,  /* own: form 1 exists (the namespace is ours) */
+	REC_EX = 4,     /* << form: that form has a record of its own */
+	REC_SHADOW = 32 /* << form: its search CNAME is an address name */
 };
 
 struct nds_rec {
-	uint32_t hash; /* hash_rev() of the whole name */
-	uint32_t name; /* arena offset of the name (of its base if SUFFIX) */
-	uint32_t data; /* address set, or the target record if CNAME */
-	uint16_t len;  /* bytes at name */
-	uint8_t flags; /* REC_* */
-	uint8_t spare; /* padding */
+	uint32_t hash;  /* hash_rev() of the name */
+	uint32_t name;  /* arena offset of the name (no NUL) */
+	uint32_t data;  /* address set */
+	uint32_t cn;    /* target record of name + search[0] + ".", or NONE */
+	uint32_t own;   /* set of the last canonical entry with this FQDN, for
+	                 * its short forms; NONE = none */
+	uint8_t len;    /* bytes at name */
+	uint8_t flags;  /* REC_* */
+	uint16_t spare; /* padding */
 };
 
 struct nds_addrset {
-	uint32_t v4;     /* first address in the v4 pool */
-	uint32_t n4;     /* number of IPv4 addresses */
-	uint32_t v6;     /* first address in the v6 pool */
-	uint32_t n6;     /* number of IPv6 addresses */
-	uint32_t origin; /* arena offset of the NameTable key */
+	uint32_t v4;        /* first address in the v4 pool */
+	uint32_t n4;        /* number of IPv4 addresses */
+	uint32_t v6;        /* first address in the v6 pool */
+	uint32_t n6;        /* number of IPv6 addresses */
+	const char *origin; /* the NameTable key (in the kept NameTable) */
 };
 
 struct nds_table {
 	unsigned refs;                /* holders; freed at 0 */
 	uint32_t ttl;                 /* TTL of synthesized records */
 	size_t entries;               /* NameTable keys */
-	char *arena;                  /* names and keys, NUL terminated */
+	size_t names;                 /* generated names, CNAMEs included */
+	char *arena;                  /* names and keys (keys NUL ended) */
 	size_t alen, acap;            /* bytes used, allocated */
-	struct nds_rec *recs;         /* generated names */
+	struct nds_rec *recs;         /* address names */
 	size_t nrecs, rcap;           /* records used, allocated */
 	uint32_t *slots;              /* hash index: record + 1, 0 = free */
-	size_t nslots;                /* power of two */
+	size_t nslots;                /* any size; load <= 3/4 */
 	struct nds_addrset *sets;     /* address sets */
 	size_t nsets, scap;           /* sets used, allocated */
 	uint8_t *v4;                  /* IPv4 pool, 4 bytes per address */
@@ -98,7 +131,17 @@ struct nds_table {
 	size_t n6, cap6;              /* addresses used, allocated */
 	char s0dot[NAME_LEN_MAX + 1]; /* search[0] + ".", lower-case */
 	size_t s0len;                 /* strlen(s0dot); 0 = no search CNAMEs */
-	struct nds_nametable *src;    /* what it was built from (/debug/ndsz) */
+	size_t s0dots;                /* dots in s0dot */
+	bool derive;                  /* some record has short forms (own) */
+	char pdt[NAME_LEN_MAX + 2];   /* proxyDomain + "." (form 0, 2 tail) */
+	size_t pdtlen;                /* strlen(pdt) */
+	uint32_t hpdt;                /* hash_rev() of pdt */
+	char nst[2 * NAME_LEN_MAX + 3]; /* ns + "." + pdt (form 1 tail) */
+	size_t nstlen;                  /* strlen(nst), 0 = no form 1 */
+	uint32_t hnst;                  /* hash_rev() of nst */
+	char part0[NAME_LEN_MAX + 1];   /* first label of proxyDomain */
+	size_t p0len;                   /* strlen(part0) */
+	struct nds_nametable *src; /* what it was built from (/debug/ndsz) */
 };
 
 void
@@ -128,14 +171,17 @@ hash_rev(uint32_t h, const char *s, size_t len)
 	return h;
 }
 
-/* Spreads FNV's weak low bits before masking with a power of two. */
+/* Mixes FNV's weak bits (murmur3's finalizer), then maps the hash onto
+ * [0, nslots) by multiplication (any size, no power of two needed). */
 static inline size_t
 hash_slot(uint32_t h, size_t nslots)
 {
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
 	h ^= h >> 13;
-	return h & (nslots - 1);
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return (size_t)(((uint64_t)h * nslots) >> 32);
 }
 
 /* Grows *p to hold need elements of size elem (doubling). */
@@ -160,6 +206,69 @@ grow(void **p, size_t *cap, size_t need, size_t elem)
 }
 
 /* ---- NameTable --------------------------------------------------------- */
+
+/* An entry's shortname: stored right after its key. */
+static inline const char *
+nt_shortname(const struct nt_entry *e)
+{
+	return e->key + strlen(e->key) + 1;
+}
+
+/*
+ * Entries live in one array (nt->ents) and their strings in chunks that
+ * never move, so the pointers nds_nametable_foreach() hands out stay
+ * valid.  One block per entry: its ips and alt hosts pointer array, then
+ * the strings.  Registries and namespaces repeat (a few distinct values
+ * over 100k entries): a small cache hands out an earlier copy instead.
+ */
+#define NT_CHUNK (64u * 1024) /* bytes per string chunk */
+
+struct nt_chunk {
+	struct nt_chunk *next;
+	char data[];
+};
+
+/* Rounds n up to a multiple of the pointer size; SIZE_MAX on overflow. */
+static size_t
+align_ptr(size_t n)
+{
+	size_t a = sizeof(void *);
+
+	return n > SIZE_MAX - (a - 1) ? SIZE_MAX : (n + a - 1) & ~(a - 1);
+}
+
+/* size bytes, pointer aligned, from the chunks; NULL = out of memory. */
+static void *
+nt_alloc(struct nds_nametable *nt, size_t size)
+{
+	struct nt_chunk *c;
+	size_t csize;
+	void *p;
+
+	if ((size = align_ptr(size)) == SIZE_MAX ||
+	    size > SIZE_MAX - sizeof(*c))
+		return NULL;
+	if (size <= nt->left) {
+		p = nt->cur;
+		nt->cur += size;
+		nt->left -= size;
+		return p;
+	}
+	/* A large block gets a chunk of its own; the current one goes on. */
+	csize = size > NT_CHUNK / 4 ? size : NT_CHUNK;
+	if ((c = malloc(sizeof(*c) + csize)) == NULL)
+		return NULL;
+	if (csize == size && nt->chunks != NULL) {
+		c->next = nt->chunks->next;
+		nt->chunks->next = c;
+		return c->data;
+	}
+	c->next = nt->chunks;
+	nt->chunks = c;
+	nt->cur = c->data + size;
+	nt->left = csize - size;
+	return c->data;
+}
 
 static int
 size_add(size_t *acc, size_t n)
@@ -188,8 +297,7 @@ strv_size(size_t *acc, const char *const *v, size_t n)
 
 	if (n > 0 && v == NULL)
 		return -EINVAL;
-	if (n > SIZE_MAX / sizeof(char *) ||
-	    size_add(acc, n * sizeof(char *)) != 0)
+	if (n > UINT32_MAX || size_add(acc, n * sizeof(char *)) != 0)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
 		if (size_add(acc, strlen(v[i] != NULL ? v[i] : "") + 1) != 0)
@@ -197,40 +305,58 @@ strv_size(size_t *acc, const char *const *v, size_t n)
 	return 0;
 }
 
-/* Copies key and info into one allocation. */
-static int
-nt_entry_new(const char *key, const struct nds_nameinfo *in,
-    struct nt_entry **out)
+/* An earlier copy of s from the cache, or NULL. */
+static const char *
+nt_intern_get(const struct nds_nametable *nt, const char *s, size_t *slot)
 {
-	const char *strs[4] = {key, in->registry, in->shortname, in->ns};
-	size_t size = sizeof(struct nt_entry), i;
-	struct nt_entry *e;
+	const char *c;
+
+	s = s != NULL ? s : "";
+	if (s[0] == '\0')
+		return "";
+	*slot = hash_rev(FNV_INIT, s, strlen(s)) % NT_INTERN;
+	c = nt->intern[*slot];
+	return c != NULL && strcmp(c, s) == 0 ? c : NULL;
+}
+
+/* Copies key and info into the chunks; *e is the new entry. */
+static int
+nt_entry_new(struct nds_nametable *nt, const char *key,
+    const struct nds_nameinfo *in, struct nt_entry *e)
+{
+	size_t size = 0, i, rslot = 0, nslot = 0;
+	const char *reg = nt_intern_get(nt, in->registry, &rslot);
+	const char *ns = nt_intern_get(nt, in->ns, &nslot);
+	const char **strs;
 	char *cur;
 	int rc;
 
 	if ((rc = strv_size(&size, in->ips, in->nips)) != 0 ||
 	    (rc = strv_size(&size, in->alt_hosts, in->nalt)) != 0)
 		return rc;
-	for (i = 0; i < 4; i++)
-		if (size_add(&size, strlen(strs[i] ? strs[i] : "") + 1) != 0)
-			return -ENOMEM;
-	if ((e = malloc(size)) == NULL)
+	if (size_add(&size, strlen(key) + 1) != 0 ||
+	    size_add(&size, strlen(in->shortname ? in->shortname : "") + 1) ||
+	    (reg == NULL && size_add(&size, strlen(in->registry) + 1)) ||
+	    (ns == NULL && size_add(&size, strlen(in->ns) + 1)))
 		return -ENOMEM;
-	e->ips = (const char **)(e + 1);
-	e->alt = e->ips + in->nips;
-	cur = (char *)(e->alt + in->nalt);
+	if ((strs = nt_alloc(nt, size)) == NULL)
+		return -ENOMEM;
+	cur = (char *)(strs + in->nips + in->nalt);
 	e->key = pack_str(&cur, key);
-	e->registry = pack_str(&cur, in->registry);
-	e->shortname = pack_str(&cur, in->shortname);
-	e->ns = pack_str(&cur, in->ns);
+	(void)pack_str(&cur, in->shortname); /* right after the key */
+	if (reg == NULL)
+		reg = nt->intern[rslot] = pack_str(&cur, in->registry);
+	if (ns == NULL)
+		ns = nt->intern[nslot] = pack_str(&cur, in->ns);
+	e->registry = reg;
+	e->ns = ns;
 	for (i = 0; i < in->nips; i++)
-		e->ips[i] = pack_str(&cur, in->ips[i]);
+		strs[i] = pack_str(&cur, in->ips[i]);
 	for (i = 0; i < in->nalt; i++)
-		e->alt[i] = pack_str(&cur, in->alt_hosts[i]);
-	e->nips = in->nips;
-	e->nalt = in->nalt;
-	e->hash = hash_rev(FNV_INIT, e->key, strlen(e->key));
-	*out = e;
+		strs[in->nips + i] = pack_str(&cur, in->alt_hosts[i]);
+	e->ips = strs;
+	e->nips = (uint32_t)in->nips;
+	e->nalt = (uint32_t)in->nalt;
 	return 0;
 }
 
@@ -249,23 +375,24 @@ nt_slot(const struct nds_nametable *nt, const char *key, uint32_t hash)
 	size_t s = hash_slot(hash, nt->nslots);
 
 	while (nt->idx[s] != 0) {
-		const struct nt_entry *e = nt->ents[nt->idx[s] - 1];
+		uint32_t i = nt->idx[s] - 1;
 
-		if (e->hash == hash && strcmp(e->key, key) == 0)
+		if (nt->hashes[i] == hash && strcmp(nt->ents[i].key, key) == 0)
 			break;
 		s = (s + 1) & (nt->nslots - 1);
 	}
 	return s;
 }
 
+/* A new index with room for want + 1 keys. */
 static int
-nt_rehash(struct nds_nametable *nt)
+nt_rehash(struct nds_nametable *nt, size_t want)
 {
 	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i;
 	uint32_t *idx;
 
 	/* A kept table's NameTable has no index (nt_keep()). */
-	while (nslots < SIZE_MAX / 20 && (nt->n + 1) * 10 > nslots * 7)
+	while (nslots < SIZE_MAX / 20 && (want + 1) * 10 > nslots * 7)
 		nslots *= 2;
 	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= UINT32_MAX - 1)
 		return -ENOMEM;
@@ -275,9 +402,29 @@ nt_rehash(struct nds_nametable *nt)
 	nt->idx = idx;
 	nt->nslots = nslots;
 	for (i = 0; i < nt->n; i++)
-		idx[nt_slot(nt, nt->ents[i]->key, nt->ents[i]->hash)] =
+		idx[nt_slot(nt, nt->ents[i].key, nt->hashes[i])] =
 		    (uint32_t)i + 1;
 	return 0;
+}
+
+/* Sizes nt for n keys in all: entries and index allocated once. */
+int
+nds_nametable_reserve(struct nds_nametable *nt, size_t n)
+{
+	void *p;
+
+	if (n >= UINT32_MAX - 1 || n > SIZE_MAX / 2 / sizeof(*nt->ents))
+		return -ENOMEM;
+	if (n > nt->cap) {
+		if ((p = realloc(nt->ents, n * sizeof(*nt->ents))) == NULL)
+			return -ENOMEM;
+		nt->ents = p;
+		if ((p = realloc(nt->hashes, n * sizeof(*nt->hashes))) == NULL)
+			return -ENOMEM; /* ents is larger than cap: harmless */
+		nt->hashes = p;
+		nt->cap = n;
+	}
+	return (n + 1) * 10 > nt->nslots * 7 ? nt_rehash(nt, n) : 0;
 }
 
 int
@@ -285,28 +432,30 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
     const struct nds_nameinfo *info)
 {
 	static const struct nds_nameinfo empty;
-	struct nt_entry *e;
+	struct nt_entry e;
+	uint32_t hash;
 	size_t s;
 	int rc;
 
 	if (nt == NULL || key == NULL || key[0] == '\0')
 		return -EINVAL;
-	if ((rc = nt_entry_new(key, info != NULL ? info : &empty, &e)) != 0)
+	if ((rc = nt_entry_new(nt, key, info != NULL ? info : &empty, &e)) != 0)
 		return rc;
-	if (((nt->n + 1) * 10 > nt->nslots * 7 && (rc = nt_rehash(nt)) != 0) ||
-	    (rc = grow((void **)&nt->ents, &nt->cap, nt->n + 1,
-	         sizeof(*nt->ents))) != 0) {
-		free(e);
+	/* A failure here leaves the copy unused in its chunk. */
+	if (((nt->n + 1) * 10 > nt->nslots * 7 &&
+	        (rc = nt_rehash(nt, nt->n)) != 0) ||
+	    (nt->n == nt->cap && (rc = nds_nametable_reserve(nt,
+	                              nt->cap != 0 ? nt->cap * 2 : 16)) != 0))
 		return rc;
-	}
-	s = nt_slot(nt, key, e->hash);
+	hash = hash_rev(FNV_INIT, key, strlen(key));
+	s = nt_slot(nt, key, hash);
 	if (nt->idx[s] != 0) {
 		/* Duplicate key: the last one wins, as in protobuf maps. */
-		free(nt->ents[nt->idx[s] - 1]);
 		nt->ents[nt->idx[s] - 1] = e;
 		return 0;
 	}
 	nt->ents[nt->n] = e;
+	nt->hashes[nt->n] = hash;
 	nt->idx[s] = (uint32_t)++nt->n;
 	return 0;
 }
@@ -326,13 +475,13 @@ nds_nametable_foreach(const struct nds_nametable *nt,
 	int rc;
 
 	for (i = 0; nt != NULL && i < nt->n; i++) {
-		const struct nt_entry *e = nt->ents[i];
+		const struct nt_entry *e = &nt->ents[i];
 		struct nds_nameinfo in = {.ips = e->ips,
 		    .nips = e->nips,
 		    .registry = e->registry,
-		    .shortname = e->shortname,
+		    .shortname = nt_shortname(e),
 		    .ns = e->ns,
-		    .alt_hosts = e->alt,
+		    .alt_hosts = e->ips + e->nips,
 		    .nalt = e->nalt};
 
 		if ((rc = fn(e->key, &in, arg)) != 0)
@@ -344,13 +493,16 @@ nds_nametable_foreach(const struct nds_nametable *nt,
 void
 nds_nametable_destroy(struct nds_nametable *nt)
 {
-	size_t i;
+	struct nt_chunk *c;
 
 	if (nt == NULL)
 		return;
-	for (i = 0; i < nt->n; i++)
-		free(nt->ents[i]);
+	while ((c = nt->chunks) != NULL) {
+		nt->chunks = c->next;
+		free(c);
+	}
 	free(nt->ents);
+	free(nt->hashes);
 	free(nt->idx);
 	free(nt);
 }
@@ -387,16 +539,16 @@ cat_cmp(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
 	return (l1 + l2 > 0) - (m1 + m2 > 0);
 }
 
-/* Whether a1[0..l1) + a2[0..l2) equals b1[0..m1) + b2[0..m2). */
-static bool
-cat_eq(const char *a1, size_t l1, const char *a2, size_t l2, const char *b1,
-    size_t m1, const char *b2, size_t m2)
+/* Whether the record name a[0..l) equals p[0..plen) + s[0..slen). */
+static inline bool
+name_eq(const char *a, size_t l, const char *p, size_t plen, const char *s,
+    size_t slen)
 {
-	return l1 + l2 == m1 + m2 &&
-	       cat_cmp(a1, l1, a2, l2, b1, m1, b2, m2) == 0;
+	return l == plen + slen && memcmp(a, p, plen) == 0 &&
+	       memcmp(a + plen, s, slen) == 0;
 }
 
-/* Record of the name p + s (hash = its name hash), or NONE. */
+/* Address record of the name p + s (hash = its name hash), or NONE. */
 static uint32_t
 rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
     const char *s, size_t slen)
@@ -406,79 +558,42 @@ rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
 	if (t->nslots == 0)
 		return NONE;
 	for (i = hash_slot(hash, t->nslots); t->slots[i] != 0;
-	     i = (i + 1) & (t->nslots - 1)) {
+	     i = i + 1 < t->nslots ? i + 1 : 0) {
 		const struct nds_rec *r = &t->recs[t->slots[i] - 1];
-		size_t sl = (r->flags & REC_SUFFIX) ? t->s0len : 0;
 
-		if (r->hash == hash && cat_eq(t->arena + r->name, r->len,
-		                           t->s0dot, sl, p, plen, s, slen))
+		if (r->hash == hash &&
+		    name_eq(t->arena + r->name, r->len, p, plen, s, slen))
 			return t->slots[i] - 1;
 	}
 	return NONE;
 }
 
-static void
-slot_put(struct nds_table *t, uint32_t rec)
-{
-	size_t i = hash_slot(t->recs[rec].hash, t->nslots);
-
-	while (t->slots[i] != 0)
-		i = (i + 1) & (t->nslots - 1);
-	t->slots[i] = rec + 1;
-}
-
-static int
-slots_grow(struct nds_table *t)
-{
-	size_t nslots = t->nslots != 0 ? t->nslots * 2 : 1024, i;
-
-	if (nslots > SIZE_MAX / 2 / sizeof(uint32_t))
-		return -ENOMEM;
-	free(t->slots);
-	if ((t->slots = calloc(nslots, sizeof(uint32_t))) == NULL) {
-		t->nslots = 0;
-		return -ENOMEM;
-	}
-	t->nslots = nslots;
-	for (i = 0; i < t->nrecs; i++)
-		slot_put(t, (uint32_t)i);
-	return 0;
-}
-
-/* Appends a new record (not yet indexed by name); returns its index. */
+/* Appends a new record and indexes it (build_alloc() sized both). */
 static int
 rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
 {
-	int rc;
+	size_t i;
 
-	if (t->nrecs >= UINT32_MAX - 1)
-		return -ENOMEM;
-	if ((t->nrecs + 1) * 10 > t->nslots * 7 && (rc = slots_grow(t)) != 0)
-		return rc;
-	if ((rc = grow((void **)&t->recs, &t->rcap, t->nrecs + 1,
-	         sizeof(*t->recs))) != 0)
-		return rc;
+	if (t->nrecs >= t->rcap)
+		return -EOVERFLOW; /* broken invariant: the count was exact */
 	t->recs[t->nrecs] = *r;
 	*out = (uint32_t)t->nrecs++;
-	slot_put(t, *out);
+	for (i = hash_slot(r->hash, t->nslots); t->slots[i] != 0;
+	     i = i + 1 < t->nslots ? i + 1 : 0)
+		;
+	t->slots[i] = *out + 1;
 	return 0;
 }
 
-/* Copies len bytes and a NUL into the arena; *off is where they went. */
+/* Copies len bytes into the arena; *off is where they went. */
 static int
 arena_put(struct nds_table *t, const char *s, size_t len, uint32_t *off)
 {
-	int rc;
-
-	if (len >= UINT32_MAX - 1 - t->alen)
-		return -ENOMEM;
-	if ((rc = grow((void **)&t->arena, &t->acap, t->alen + len + 1, 1)) !=
-	    0)
-		return rc;
+	if (len > t->acap - t->alen)
+		return -EOVERFLOW; /* broken invariant: the count was exact */
 	memcpy(t->arena + t->alen, s, len);
-	t->arena[t->alen + len] = '\0';
 	*off = (uint32_t)t->alen;
-	t->alen += len + 1;
+	t->alen += len;
 	return 0;
 }
 
@@ -520,7 +635,8 @@ set_new(struct nds_table *t, const struct nds_addrset *s, uint32_t *out)
 
 /*
  * The address set of entry e: its valid IPs in NameInfo order, split by
- * family (SPEC §2.1).  *out = NONE when no IP is valid.
+ * family (SPEC §2.1).  *out = NONE when no IP is valid.  The origin is
+ * filled in by entry_apply(), once the arena exists.
  */
 static int
 entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
@@ -544,8 +660,6 @@ entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
 	s.n6 = (uint32_t)(t->n6 - s.v6);
 	if (s.n4 == 0 && s.n6 == 0)
 		return 0;
-	if ((rc = arena_put(t, e->key, strlen(e->key), &s.origin)) != 0)
-		return rc;
 	return set_new(t, &s, out);
 }
 
@@ -577,13 +691,17 @@ struct build {
 	char pd[NAME_LEN_MAX + 1];    /* proxyDomain, lower-case, "" = none */
 	size_t pdlen;                 /* strlen(pd) */
 	char part0[NAME_LEN_MAX + 1]; /* first label of pd ("svc") */
-	size_t emitted;               /* names emitted by pass 1 */
-	uint32_t *stamp;              /* pass 2: entry + 1 that set a CNAME */
-	size_t nstamp;                /* elements in stamp */
-	uint32_t cur;                 /* entry being applied (sorted index) */
-	uint32_t set;                 /* its address set */
+	size_t emitted;               /* names the entries emit (counted) */
+	size_t abytes;                /* arena bytes they need (counted) */
+	uint32_t *stamp;              /* per record: set + 1 of the entry
+	                               * that set its search CNAME */
+	uint32_t set;                 /* the entry's address set */
 	bool k8s;                     /* it is a Kubernetes entry */
+	bool canon;                   /* its short forms are derived */
+	bool form1;                   /* it has form 1 (own namespace) */
 	uint32_t fqdn;                /* record of its "key.", or NONE */
+	char fqbuf[NAME_LEN_MAX + 1]; /* counting: its "key." */
+	size_t fqlen;                 /* counting: bytes in fqbuf, 0 = none */
 };
 
 enum name_kind {
@@ -638,12 +756,13 @@ emit(struct build *b, name_fn fn, enum name_kind kind, const struct part *p,
 static int
 entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
-	struct part p[3] = {{e->shortname, strlen(e->shortname)},
+	struct part p[3] = {{nt_shortname(e), strlen(nt_shortname(e))},
 	    {e->ns, strlen(e->ns)}, {b->part0, strlen(b->part0)}};
 	size_t i;
 	int rc = 0;
 
-	if (b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
+	/* A canonical entry's short forms are derived from its FQDN. */
+	if (!b->canon && b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
 		if ((rc = emit(b, fn, NAME_SHORT, p, 2)) != 0 ||
 		    (strcmp(e->ns, b->ns) == 0 &&
 		        (rc = emit(b, fn, NAME_SHORT, p, 1)) != 0) ||
@@ -651,7 +770,8 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 			return rc;
 	}
 	for (i = 0; i < e->nalt && rc == 0; i++) {
-		struct part a = {e->alt[i], strlen(e->alt[i])};
+		struct part a = {
+		    e->ips[e->nips + i], strlen(e->ips[e->nips + i])};
 
 		/* "" would name the root and "x." gives "x..": not names. */
 		if (a.len > 0 && a.s[a.len - 1] != '.')
@@ -660,7 +780,7 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	return rc;
 }
 
-/* Calls fn for every address name of entry e (SPEC §2.2, §2.3). */
+/* Calls fn for every stored address name of entry e (SPEC §2.2, §2.3). */
 static int
 entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
@@ -680,29 +800,111 @@ entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	return entry_k8s_names(b, e, fn);
 }
 
+/* A label of a canonical entry: no dot, no upper case, no '*'. */
+static bool
+canon_label(const char *s, size_t len, bool star)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '.' || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] == '*' && !star))
+			return false;
+	return len > 0;
+}
+
 /*
- * Pass 1: an address name.  D5: Kubernetes beats non-Kubernetes in either
- * order, non-Kubernetes duplicates append their IPs per family; D13:
- * between Kubernetes entries the later key (sorted order) replaces.
+ * Whether the short forms of Kubernetes entry e (with a set, key without
+ * a trailing dot) can be derived from its FQDN: the key is, in any case,
+ * shortname "." namespace "." proxyDomain, both single lower-case labels
+ * and the shortname no wildcard, so that the FQDN alone tells them apart
+ * (any two such entries with one FQDN emit the same short forms) and a
+ * wildcard probe never needs a derived name.
+ */
+static bool
+entry_canonical(const struct build *b, const struct nt_entry *e)
+{
+	const char *k = e->key, *sn = nt_shortname(e);
+	size_t sl = strlen(sn), nl = strlen(e->ns), kl, i;
+
+	if (b->pdlen == 0 || b->ns[0] == '\0' || !canon_label(sn, sl, false) ||
+	    !canon_label(e->ns, nl, true))
+		return false;
+	kl = strlen(k);
+	if (kl + 1 > NAME_LEN_MAX || kl != sl + 1 + nl + 1 + b->pdlen ||
+	    k[sl] != '.' || k[sl + 1 + nl] != '.')
+		return false;
+	for (i = 0; i < sl; i++)
+		if (lower(k[i]) != sn[i])
+			return false;
+	for (i = 0; i < nl; i++)
+		if (lower(k[sl + 1 + i]) != e->ns[i])
+			return false;
+	for (i = 0; i < b->pdlen; i++)
+		if (lower(k[sl + nl + 2 + i]) != b->pd[i])
+			return false;
+	return true;
+}
+
+/*
+ * Counting pass: a name and the arena bytes it may need.  A short form
+ * that is a prefix of the entry's "key." shares its bytes.
+ */
+static int
+count_name(struct build *b, const char *name, size_t len, enum name_kind kind)
+{
+	b->emitted++;
+	if (kind == NAME_FQDN) {
+		memcpy(b->fqbuf, name, len);
+		b->fqlen = len;
+	} else if (len <= b->fqlen && memcmp(b->fqbuf, name, len) == 0) {
+		return 0;
+	}
+	if (len > SIZE_MAX - b->abytes)
+		return -ENOMEM;
+	b->abytes += len;
+	return 0;
+}
+
+/*
+ * A stored address name, in sorted key order.  D5: Kubernetes beats
+ * non-Kubernetes in either order, non-Kubernetes duplicates append their
+ * IPs per family; D13: between Kubernetes entries the later key replaces.
+ * (Sets are made in sorted key order, so between entries the later key
+ * has the larger set.)
+ *
+ * It also picks the target of the name's search CNAME, name + search[0]
+ * + "." (SPEC §2.5, D9), which is never stored: lookups derive it, and
+ * only when no address name is spelled that way (D14).  None when the
+ * name already ends with search[0].  D18: a Kubernetes short form's
+ * CNAME names the service FQDN, others name themselves.  Within an entry
+ * the first CNAME of a name stays (short forms come before alt hosts);
+ * between entries the later key replaces, as D13 does for addresses.
  */
 static int
 add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 {
 	struct nds_table *t = b->t;
-	uint32_t hash = hash_rev(FNV_INIT, name, len), i, set;
+	uint32_t hash = hash_rev(FNV_INIT, name, len), i, set, target;
 	struct nds_rec r = {.hash = hash,
-	    .len = (uint16_t)len,
+	    .len = (uint8_t)len,
 	    .data = b->set,
+	    .cn = NONE,
+	    .own = NONE,
 	    .flags = b->k8s ? REC_K8S : 0};
+	const struct nds_rec *fq;
 	int rc;
 
-	b->emitted++;
 	if ((i = rec_find(t, hash, name, len, "", 0)) == NONE) {
-		if ((rc = arena_put(t, name, len, &r.name)) != 0)
+		fq = b->fqdn != NONE ? &t->recs[b->fqdn] : NULL;
+		if (kind != NAME_FQDN && fq != NULL && len <= fq->len &&
+		    memcmp(t->arena + fq->name, name, len) == 0)
+			r.name = fq->name;
+		else if ((rc = arena_put(t, name, len, &r.name)) != 0)
 			return rc;
-		return rec_new(t, &r, &i);
-	}
-	if (b->k8s) {
+		if ((rc = rec_new(t, &r, &i)) != 0)
+			return rc;
+	} else if (b->k8s) {
 		t->recs[i].data = b->set;
 		t->recs[i].flags |= REC_K8S;
 	} else if (!(t->recs[i].flags & REC_K8S) && t->recs[i].data != b->set) {
@@ -710,49 +912,22 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 			return rc;
 		t->recs[i].data = set;
 	}
-	return 0;
-}
-
-/*
- * Pass 2: the search CNAME of an address name h (SPEC §2.5, D9): e = h +
- * search[0] + "." unless h already ends with search[0].  It runs after
- * every address name exists, so a name with addresses, this entry's own
- * or another's, never becomes a CNAME (D14).  Within an entry the first
- * CNAME of a name stays (short forms come before alt hosts); between
- * entries the later key replaces, as D13 does for addresses.
- */
-static int
-add_cname(struct build *b, const char *name, size_t len, enum name_kind kind)
-{
-	struct nds_table *t = b->t;
-	uint32_t self =
-	    rec_find(t, hash_rev(FNV_INIT, name, len), name, len, "", 0);
-	struct nds_rec r = {
-	    .len = (uint16_t)len, .flags = REC_CNAME | REC_SUFFIX};
-	uint32_t i;
-	int rc;
-
-	if (kind == NAME_FQDN)
-		b->fqdn = self;
-	if (self == NONE || len + t->s0len > NAME_LEN_MAX ||
+	if (kind == NAME_FQDN) {
+		b->fqdn = i;
+		if (b->canon) {
+			t->recs[i].own = b->set;
+			t->recs[i].flags |= b->form1 ? REC_FORM1 : 0;
+			t->derive = true;
+		}
+	}
+	if (t->s0len == 0 || len + t->s0len > NAME_LEN_MAX ||
 	    ends_with_label(name, len, t->s0dot, t->s0len))
 		return 0;
-	/* D18: a Kubernetes short form's CNAME names the service FQDN. */
-	if ((r.data = kind == NAME_SHORT ? b->fqdn : self) == NONE)
+	if ((target = kind == NAME_SHORT ? b->fqdn : i) == NONE ||
+	    b->stamp[i] == b->set + 1)
 		return 0;
-	r.name = t->recs[self].name;
-	r.hash = hash_rev(hash_rev(FNV_INIT, t->s0dot, t->s0len), name, len);
-	if ((i = rec_find(t, r.hash, name, len, t->s0dot, t->s0len)) != NONE) {
-		if (!(t->recs[i].flags & REC_CNAME) ||
-		    b->stamp[i] == b->cur + 1)
-			return 0;
-		t->recs[i] = r;
-	} else if ((rc = rec_new(t, &r, &i)) != 0) {
-		return rc;
-	}
-	if (i >= b->nstamp)
-		return -EOVERFLOW; /* broken invariant: pass 2 > pass 1 */
-	b->stamp[i] = b->cur + 1;
+	t->recs[i].cn = target;
+	b->stamp[i] = b->set + 1;
 	return 0;
 }
 
@@ -794,6 +969,25 @@ build_opts(struct build *b, const struct nds_build_opts *o)
 		t->s0dot[slen] = '.';
 		t->s0len = slen + 1;
 	}
+	for (i = 0; i < t->s0len; i++)
+		t->s0dots += t->s0dot[i] == '.';
+	/* The tails that turn a short form into its FQDN. */
+	if (b->pdlen > 0) {
+		memcpy(t->pdt, b->pd, b->pdlen);
+		t->pdt[b->pdlen] = '.';
+		t->pdtlen = b->pdlen + 1;
+		t->hpdt = hash_rev(FNV_INIT, t->pdt, t->pdtlen);
+		t->p0len = strlen(b->part0);
+		memcpy(t->part0, b->part0, t->p0len);
+	}
+	if (b->pdlen > 0 && nslen <= NAME_LEN_MAX &&
+	    canon_label(b->ns, nslen, true)) {
+		memcpy(t->nst, b->ns, nslen);
+		t->nst[nslen] = '.';
+		memcpy(t->nst + nslen + 1, t->pdt, t->pdtlen);
+		t->nstlen = nslen + 1 + t->pdtlen;
+		t->hnst = hash_rev(FNV_INIT, t->nst, t->nstlen);
+	}
 }
 
 static int
@@ -805,26 +999,272 @@ entry_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-/* Pass 1 for one entry; *set = NONE if the entry names nothing. */
+/* The per-entry build state of e with set. */
+static void
+entry_begin(struct build *b, const struct nt_entry *e, uint32_t set)
+{
+	b->set = set;
+	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
+	b->canon = b->k8s && entry_canonical(b, e);
+	b->form1 = b->canon && strcmp(e->ns, b->ns) == 0;
+	b->fqdn = NONE;
+	b->fqlen = 0;
+}
+
+/*
+ * Counting pass for one entry: its address set (*set = NONE if it names
+ * nothing), and the names and arena bytes it adds.
+ */
 static int
-entry_apply(struct build *b, const struct nt_entry *e, uint32_t *set)
+entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
 {
 	size_t klen = strlen(e->key);
 	int rc;
 
 	*set = NONE;
-	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
 	/* An Istio quirk, kept: a Kubernetes key with a dot names nothing. */
-	if (b->k8s && e->key[klen - 1] == '.')
+	if (strcmp(e->registry, "Kubernetes") == 0 && e->key[klen - 1] == '.')
 		return 0;
 	/* No valid IP: skipped, queries for its names are forwarded. */
 	if ((rc = entry_set(b->t, e, set)) != 0 || *set == NONE)
 		return rc;
-	b->set = *set;
+	entry_begin(b, e, *set);
+	return entry_names(b, e, count_name);
+}
+
+/* Record, slot and arena space for what entry_count() counted. */
+static int
+build_alloc(struct build *b)
+{
+	struct nds_table *t = b->t;
+
+	/* Slots at a load of at most 3/4; listing keys take 3 bits. */
+	if (b->emitted >= (UINT32_MAX >> 3) / 4 * 3 ||
+	    b->abytes >= UINT32_MAX - 1)
+		return -ENOMEM;
+	t->nslots = b->emitted + b->emitted / 3 + 1;
+	t->rcap = b->emitted;
+	t->acap = b->abytes;
+	if ((t->slots = calloc(t->nslots, sizeof(*t->slots))) == NULL ||
+	    (t->recs = malloc((t->rcap > 0 ? t->rcap : 1) *
+	                      sizeof(*t->recs))) == NULL ||
+	    (t->arena = malloc(t->acap > 0 ? t->acap : 1)) == NULL ||
+	    (t->s0len > 0 && (b->stamp = calloc(t->rcap > 0 ? t->rcap : 1,
+	                          sizeof(*b->stamp))) == NULL))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Applies one entry (with a set) to the table. */
+static int
+entry_apply(struct build *b, const struct nt_entry *e, uint32_t set)
+{
+	b->t->sets[set].origin = e->key;
+	entry_begin(b, e, set);
 	return entry_names(b, e, add_addr);
 }
 
-/* Both passes over the entries, sorted by key (D5). */
+/* ---- derived short forms ----------------------------------------------- */
+
+/* Length of short form f of the canonical FQDN of record r. */
+static size_t
+form_len(const struct nds_table *t, const struct nds_rec *r, unsigned f)
+{
+	const char *dot;
+
+	if (f == 1) {
+		dot = memchr(t->arena + r->name, '.', r->len);
+		return dot != NULL ? (size_t)(dot - (t->arena + r->name)) + 1
+		                   : 0;
+	}
+	return r->len - t->pdtlen + (f == 2 ? t->p0len + 1 : 0);
+}
+
+/* Whether record r has short form f. */
+static inline bool
+form_has(const struct nds_rec *r, unsigned f)
+{
+	return r->own != NONE && (f != 1 || (r->flags & REC_FORM1));
+}
+
+/*
+ * The canonical FQDN record whose short form f is q (ndots: the dots of
+ * q but its last), or NONE.  The FQDN's own field tells the forms apart:
+ * a canonical FQDN is name.ns.<pd>. in exactly one way.
+ */
+static uint32_t
+form_find(const struct nds_table *t, const char *q, size_t qlen, size_t ndots,
+    unsigned *f)
+{
+	uint32_t r = NONE;
+	size_t xl;
+
+	if (!t->derive)
+		return NONE;
+	switch (ndots) {
+	case 0: /* "name." + ns + "." + pd + "." */
+		if (t->nstlen == 0)
+			return NONE;
+		*f = 1;
+		r = rec_find(t, hash_rev(t->hnst, q, qlen), q, qlen, t->nst,
+		    t->nstlen);
+		break;
+	case 1: /* "name.ns." + pd + "." */
+		*f = 0;
+		r = rec_find(t, hash_rev(t->hpdt, q, qlen), q, qlen, t->pdt,
+		    t->pdtlen);
+		break;
+	case 2: /* "name.ns.<part0>." -> "name.ns." + pd + "." */
+		if (qlen < t->p0len + 2 || q[qlen - t->p0len - 2] != '.' ||
+		    memcmp(q + qlen - t->p0len - 1, t->part0, t->p0len) != 0)
+			return NONE;
+		*f = 2;
+		xl = qlen - t->p0len - 1;
+		r = rec_find(t, hash_rev(t->hpdt, q, xl), q, xl, t->pdt,
+		    t->pdtlen);
+		break;
+	default:
+		return NONE;
+	}
+	return r != NONE && form_has(&t->recs[r], *f) ? r : NONE;
+}
+
+static size_t
+dots(const char *s, size_t len)
+{
+	size_t n = 0, i;
+
+	for (i = 0; i < len; i++)
+		n += s[i] == '.';
+	return n;
+}
+
+/*
+ * A stored name that is also a derived short form of canonical entry C
+ * (record R's own): the precedence of add_addr() between C, which comes
+ * in sorted order with every other emitter, and the stored emitters.  C
+ * is Kubernetes (D5); between Kubernetes entries the later key wins
+ * (D13), as it does for the CNAME, whose target is C's FQDN (D18; C's
+ * short forms come before its alt hosts).
+ */
+static void
+build_claims(struct build *b)
+{
+	struct nds_table *t = b->t;
+	uint32_t R, c;
+	unsigned f = 0;
+	size_t i;
+
+	for (i = 0; i < t->nrecs && t->derive; i++) {
+		struct nds_rec *r = &t->recs[i];
+		const char *name = t->arena + r->name;
+
+		R = form_find(t, name, r->len, dots(name, r->len) - 1, &f);
+		if (R == NONE)
+			continue;
+		c = t->recs[R].own;
+		if (!(r->flags & REC_K8S) || r->data < c) {
+			r->data = c;
+			r->flags |= REC_K8S;
+		}
+		if (t->s0len > 0 && r->len + t->s0len <= NAME_LEN_MAX &&
+		    !ends_with_label(name, r->len, t->s0dot, t->s0len) &&
+		    (b->stamp[i] == 0 || b->stamp[i] - 1 <= c))
+			r->cn = R;
+		t->recs[R].flags |= (uint8_t)(REC_EX << f);
+	}
+}
+
+/* D14: h + search[0] + "." is an address name, so h has no CNAME. */
+static void
+shadow(struct nds_table *t, const char *h, size_t hlen)
+{
+	uint32_t j = rec_find(t, hash_rev(FNV_INIT, h, hlen), h, hlen, "", 0);
+	unsigned f = 0;
+
+	if (j != NONE) {
+		t->recs[j].cn = NONE;
+		return;
+	}
+	if ((j = form_find(t, h, hlen, dots(h, hlen) - 1, &f)) != NONE)
+		t->recs[j].flags |= (uint8_t)(REC_SHADOW << f);
+}
+
+/* Whether short form f (n bytes) of record r has a search CNAME. */
+static bool
+form_cname(const struct nds_table *t, const struct nds_rec *r, unsigned f,
+    size_t n)
+{
+	return t->s0len > 0 && !(r->flags & (REC_SHADOW << f)) &&
+	       n + t->s0len <= NAME_LEN_MAX &&
+	       !ends_with_label(t->arena + r->name, n, t->s0dot, t->s0len);
+}
+
+static void
+build_shadows(struct nds_table *t)
+{
+	size_t i, n;
+	unsigned f;
+
+	for (i = 0; i < t->nrecs && t->s0len > 0; i++) {
+		const struct nds_rec *r = &t->recs[i];
+		const char *name = t->arena + r->name;
+
+		if (r->len > t->s0len &&
+		    ends_with_label(name, r->len, t->s0dot, t->s0len))
+			shadow(t, name, r->len - t->s0len);
+		for (f = 0; f < NFORMS && r->own != NONE; f++) {
+			if (!form_has(r, f) || (r->flags & (REC_EX << f)))
+				continue;
+			n = form_len(t, r, f);
+			if (n > t->s0len &&
+			    ends_with_label(name, n, t->s0dot, t->s0len))
+				shadow(t, name, n - t->s0len);
+		}
+	}
+}
+
+/*
+ * Every generated name, as listing keys (record << 3 | kind; kind 0: the
+ * record's name, 1: its search CNAME, 2 + f: its short form f, 5 + f:
+ * that form's search CNAME) into out if not NULL; returns the count.
+ */
+static size_t
+names_list(const struct nds_table *t, uint32_t *out)
+{
+	size_t i, n = 0, len;
+	unsigned f;
+
+	for (i = 0; i < t->nrecs; i++) {
+		const struct nds_rec *r = &t->recs[i];
+
+		if (out != NULL)
+			out[n] = (uint32_t)i << 3;
+		n++;
+		if (r->cn != NONE) {
+			if (out != NULL)
+				out[n] = (uint32_t)i << 3 | 1;
+			n++;
+		}
+		for (f = 0; f < NFORMS && r->own != NONE; f++) {
+			if (!form_has(r, f) || (r->flags & (REC_EX << f)))
+				continue;
+			if (out != NULL)
+				out[n] = (uint32_t)i << 3 | (2 + f);
+			n++;
+			len = form_len(t, r, f);
+			if (!form_cname(t, r, f, len))
+				continue;
+			if (out != NULL)
+				out[n] = (uint32_t)i << 3 | (5 + f);
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Counting pass, allocation, the stored names over the entries sorted by
+ * key (D5), then what the derived names change. */
 static int
 build_passes(struct build *b, struct nt_entry **order, size_t n)
 {
@@ -834,27 +1274,22 @@ build_passes(struct build *b, struct nt_entry **order, size_t n)
 
 	if ((sets = malloc(n * sizeof(*sets))) == NULL)
 		return -ENOMEM;
-	qsort(order, n, sizeof(*order), entry_cmp);
+	for (i = 1; i < n && strcmp(order[i - 1]->key, order[i]->key) < 0; i++)
+		;
+	if (i < n)
+		qsort(order, n, sizeof(*order), entry_cmp);
 	for (i = 0; i < n && rc == 0; i++)
-		rc = entry_apply(b, order[i], &sets[i]);
-	if (rc != 0 || b->t->s0len == 0)
-		goto out;
-	/* Pass 2 adds at most one CNAME per name pass 1 emitted. */
-	b->nstamp = b->t->nrecs + b->emitted;
-	if ((b->stamp = calloc(b->nstamp, sizeof(*b->stamp))) == NULL) {
-		rc = -ENOMEM;
-		goto out;
+		rc = entry_count(b, order[i], &sets[i]);
+	if (rc == 0)
+		rc = build_alloc(b);
+	for (i = 0; i < n && rc == 0; i++)
+		if (sets[i] != NONE)
+			rc = entry_apply(b, order[i], sets[i]);
+	if (rc == 0) {
+		build_claims(b);
+		build_shadows(b->t);
+		b->t->names = names_list(b->t, NULL);
 	}
-	for (i = 0; i < n && rc == 0; i++) {
-		if (sets[i] == NONE)
-			continue;
-		b->cur = (uint32_t)i;
-		b->set = sets[i];
-		b->k8s = strcmp(order[i]->registry, "Kubernetes") == 0;
-		b->fqdn = NONE;
-		rc = entry_names(b, order[i], add_cname);
-	}
-out:
 	free(sets);
 	return rc;
 }
@@ -875,9 +1310,9 @@ table_free(struct nds_table *t)
 }
 
 /*
- * The NameTable stays with the table for /debug/ndsz, read-only: its key
- * index is only needed to add keys (nds_nametable_add() rebuilds it), so
- * it goes, and so does the slack of the entry array.
+ * The NameTable stays with the table for /debug/ndsz, read-only (nothing
+ * is added to it again): its key index and key hashes are only needed to
+ * add keys, so they go, and so does the slack of the entry array.
  */
 static void
 nt_keep(struct nds_nametable *nt)
@@ -887,6 +1322,8 @@ nt_keep(struct nds_nametable *nt)
 	free(nt->idx);
 	nt->idx = NULL;
 	nt->nslots = 0;
+	free(nt->hashes);
+	nt->hashes = NULL;
 	if (nt->n > 0 && nt->n < nt->cap &&
 	    (p = realloc(nt->ents, nt->n * sizeof(*nt->ents))) != NULL) {
 		nt->ents = p;
@@ -894,23 +1331,26 @@ nt_keep(struct nds_nametable *nt)
 	}
 }
 
-/* Gives back the slack of the doubling growth; failure is harmless. */
+/* Gives back what the counts over-estimated; failure is harmless. */
 static void
 table_shrink(struct nds_table *t)
 {
 	void *p;
 
-	if (t->alen > 0 && (p = realloc(t->arena, t->alen)) != NULL)
+	if (t->alen > 0 && t->alen < t->acap &&
+	    (p = realloc(t->arena, t->alen)) != NULL)
 		t->arena = p;
-	if (t->nrecs > 0 &&
+	if (t->nrecs > 0 && t->nrecs < t->rcap &&
 	    (p = realloc(t->recs, t->nrecs * sizeof(*t->recs))) != NULL)
 		t->recs = p;
-	if (t->nsets > 0 &&
+	if (t->nsets > 0 && t->nsets < t->scap &&
 	    (p = realloc(t->sets, t->nsets * sizeof(*t->sets))) != NULL)
 		t->sets = p;
-	if (t->n4 > 0 && (p = realloc(t->v4, t->n4 * 4)) != NULL)
+	if (t->n4 > 0 && t->n4 < t->cap4 &&
+	    (p = realloc(t->v4, t->n4 * 4)) != NULL)
 		t->v4 = p;
-	if (t->n6 > 0 && (p = realloc(t->v6, t->n6 * 16)) != NULL)
+	if (t->n6 > 0 && t->n6 < t->cap6 &&
+	    (p = realloc(t->v6, t->n6 * 16)) != NULL)
 		t->v6 = p;
 }
 
@@ -921,6 +1361,7 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	struct nt_entry **order = NULL;
 	struct build b;
 	int rc = -ENOMEM;
+	size_t i;
 
 	memset(&b, 0, sizeof(b));
 	if (out != NULL)
@@ -939,7 +1380,12 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	if (nt->n > 0) {
 		if ((order = malloc(nt->n * sizeof(*order))) == NULL)
 			goto fail;
-		memcpy(order, nt->ents, nt->n * sizeof(*order));
+		for (i = 0; i < nt->n; i++)
+			order[i] = &nt->ents[i];
+		/* One set per entry at most, before any merge. */
+		if ((b.t->sets = malloc(nt->n * sizeof(*b.t->sets))) == NULL)
+			goto fail;
+		b.t->scap = nt->n;
 		if ((rc = build_passes(&b, order, nt->n)) != 0)
 			goto fail;
 	}
@@ -992,23 +1438,70 @@ nds_table_entries(const struct nds_table *t)
 size_t
 nds_table_names(const struct nds_table *t)
 {
-	return t->nrecs;
+	return t->names;
 }
 
 /* ---- lookup (SPEC §3 step 4) ------------------------------------------- */
 
-/* Fills ans from record i, reached by qname; follows one CNAME. */
+/* What answers a name: an address set, or a CNAME to a record. */
+struct hit {
+	uint32_t set;    /* the addresses (of the target if a CNAME) */
+	uint32_t target; /* CNAME target record, or NONE */
+};
+
+/* The address name q (hash: its hash, ndots: its dots but the last). */
+static bool
+addr_find(const struct nds_table *t, const char *q, size_t qlen, uint32_t hash,
+    size_t ndots, struct hit *h)
+{
+	uint32_t i = rec_find(t, hash, q, qlen, "", 0);
+	unsigned f = 0;
+
+	h->target = NONE;
+	if (i != NONE) {
+		h->set = t->recs[i].data;
+		return true;
+	}
+	if ((i = form_find(t, q, qlen, ndots, &f)) == NONE)
+		return false;
+	h->set = t->recs[i].own;
+	return true;
+}
+
+/* The search CNAME whose owner is q[0..cut) + search[0] + "." (chash:
+ * the hash of q[0..cut), ndots: its dots but the last). */
+static bool
+cname_find(const struct nds_table *t, const char *q, size_t cut, uint32_t chash,
+    size_t ndots, struct hit *h)
+{
+	uint32_t i = rec_find(t, chash, q, cut, "", 0);
+	unsigned f = 0;
+
+	if (i != NONE) {
+		if ((h->target = t->recs[i].cn) == NONE)
+			return false;
+	} else if ((i = form_find(t, q, cut, ndots, &f)) != NONE &&
+	           !ends_with_label(q, cut, t->s0dot, t->s0len)) {
+		h->target = i; /* a short form's CNAME names the FQDN (D18) */
+	} else {
+		return false;
+	}
+	h->set = t->recs[h->target].data;
+	return true;
+}
+
+/* Fills ans from h, reached by qname. */
 static void
-answer_fill(const struct nds_table *t, uint32_t i, const char *qname,
+answer_fill(const struct nds_table *t, const struct hit *h, const char *qname,
     size_t qlen, struct nds_answer *ans)
 {
-	const struct nds_rec *r = &t->recs[i];
-	const struct nds_addrset *s;
+	const struct nds_addrset *s = &t->sets[h->set];
 	size_t s0 = t->s0len;
 
 	memset(ans, 0, sizeof(*ans));
-	if (r->flags & REC_CNAME) {
-		r = &t->recs[r->data];
+	if (h->target != NONE) {
+		const struct nds_rec *r = &t->recs[h->target];
+
 		ans->target = t->arena + r->name;
 		ans->target_len = r->len;
 		/*
@@ -1024,47 +1517,85 @@ answer_fill(const struct nds_table *t, uint32_t i, const char *qname,
 			ans->target_len = qlen - s0;
 		}
 	}
-	if (r->flags & REC_CNAME)
-		return; /* broken invariant: targets are address names */
-	s = &t->sets[r->data];
 	ans->v4 = s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL;
 	ans->n4 = s->n4;
 	ans->v6 = s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL;
 	ans->n6 = s->n6;
-	ans->origin = t->arena + s->origin;
+	ans->origin = s->origin;
+}
+
+/* Where the search[0] suffix starts in q, if h = q minus it can be an
+ * address name (it ends with a dot); else 0. */
+static inline size_t
+s0_cut(const struct nds_table *t, const char *q, size_t qlen)
+{
+	size_t s0 = t->s0len;
+
+	if (s0 == 0 || qlen <= s0 || q[qlen - s0 - 1] != '.' ||
+	    memcmp(q + qlen - s0, t->s0dot, s0) != 0)
+		return 0;
+	return qlen - s0;
 }
 
 int
 nds_table_lookup(const struct nds_table *t, const char *qname, size_t qlen,
     struct nds_answer *ans)
 {
-	uint32_t probe[NAME_LEN_MAX]; /* hash of "*." + qname[at[k]..] */
+	uint32_t probe[NAME_LEN_MAX];  /* hash of "*." + qname[at[k]..] */
+	uint32_t cprobe[NAME_LEN_MAX]; /* hash of "*." + qname[at[k]..cut) */
 	uint8_t at[NAME_LEN_MAX];
-	uint32_t h = FNV_INIT, i;
-	size_t n = 0, k;
+	uint32_t h = FNV_INIT, hc = FNV_INIT, i;
+	size_t n = 0, k, cut;
+	struct hit hit;
 
 	if (t == NULL || qname == NULL || ans == NULL)
 		return -EINVAL;
 	if (qlen == 0 || qlen > NAME_LEN_MAX)
 		return -ENOENT;
+	cut = s0_cut(t, qname, qlen);
 	/*
-	 * One pass from the right hashes every suffix.  Each dot that is
-	 * not the final one starts a probe; the root "*." never is one.
+	 * One pass from the right hashes every suffix, and every suffix
+	 * minus search[0].  Each dot that is not the final one starts a
+	 * probe; the root "*." never is one.
 	 */
 	for (k = qlen; k-- > 0;) {
 		if (qname[k] == '.' && k + 1 < qlen) {
 			probe[n] = (((h ^ '.') * FNV_PRIME) ^ '*') * FNV_PRIME;
+			cprobe[n] =
+			    (((hc ^ '.') * FNV_PRIME) ^ '*') * FNV_PRIME;
 			at[n++] = (uint8_t)(k + 1);
 		}
 		h = (h ^ (uint8_t)qname[k]) * FNV_PRIME;
+		if (k < cut)
+			hc = (hc ^ (uint8_t)qname[k]) * FNV_PRIME;
 	}
-	i = rec_find(t, h, qname, qlen, "", 0);
-	/* The most specific wildcard (longest suffix) was found last. */
-	for (k = n; i == NONE && k-- > 0;)
+	if (addr_find(t, qname, qlen, h, n, &hit) ||
+	    (cut > 0 && cname_find(t, qname, cut, hc, n - t->s0dots, &hit)))
+		goto found;
+	/*
+	 * The most specific wildcard (longest suffix) was found last.  A
+	 * wildcard's search CNAME needs the suffix to hold all of search[0]
+	 * (a shorter one leaves "*" before it, which is not a name).  No
+	 * derived short form starts with "*" (entry_canonical()).
+	 */
+	for (k = n; k-- > 0;) {
 		i = rec_find(t, probe[k], "*.", 2, qname + at[k], qlen - at[k]);
-	if (i == NONE)
-		return -ENOENT;
-	answer_fill(t, i, qname, qlen, ans);
+		if (i != NONE) {
+			hit.set = t->recs[i].data;
+			hit.target = NONE;
+			goto found;
+		}
+		if (cut < at[k])
+			continue;
+		i = rec_find(t, cprobe[k], "*.", 2, qname + at[k], cut - at[k]);
+		if (i != NONE && (hit.target = t->recs[i].cn) != NONE) {
+			hit.set = t->recs[hit.target].data;
+			goto found;
+		}
+	}
+	return -ENOENT;
+found:
+	answer_fill(t, &hit, qname, qlen, ans);
 	return 0;
 }
 
@@ -1076,29 +1607,31 @@ nds_table_source(const struct nds_table *t)
 	return t != NULL ? t->src : NULL;
 }
 
-/* qsort_r() order of record indexes: by whole name. */
-static int
-rec_cmp(const void *a, const void *b, void *arg)
+/* The name of listing key x (see names_list()): bytes at the record's
+ * name, how many, and whether search[0] + "." follows. */
+static const char *
+key_name(const struct nds_table *t, uint32_t x, size_t *len, bool *cname)
 {
-	const struct nds_table *t = arg;
-	const struct nds_rec *x = &t->recs[*(const uint32_t *)a];
-	const struct nds_rec *y = &t->recs[*(const uint32_t *)b];
+	const struct nds_rec *r = &t->recs[x >> 3];
+	unsigned kind = x & 7;
 
-	return cat_cmp(t->arena + x->name, x->len, t->s0dot,
-	    (x->flags & REC_SUFFIX) ? t->s0len : 0, t->arena + y->name, y->len,
-	    t->s0dot, (y->flags & REC_SUFFIX) ? t->s0len : 0);
+	*cname = kind == 1 || kind >= 5;
+	*len = kind < 2 ? r->len : form_len(t, r, (kind - 2) % NFORMS);
+	return t->arena + r->name;
 }
 
-/* The whole name of r into buf (NAME_LEN_MAX + 1 bytes, NUL added). */
-static void
-rec_name(const struct nds_table *t, const struct nds_rec *r, char *buf)
+/* qsort_r() order of listing keys: by whole name. */
+static int
+key_cmp(const void *a, const void *b, void *arg)
 {
-	size_t sl = (r->flags & REC_SUFFIX) ? t->s0len : 0;
+	const struct nds_table *t = arg;
+	size_t la, lb;
+	bool ca, cb;
+	const char *na = key_name(t, *(const uint32_t *)a, &la, &ca);
+	const char *nb = key_name(t, *(const uint32_t *)b, &lb, &cb);
 
-	/* add_cname() keeps len + s0len <= NAME_LEN_MAX. */
-	memcpy(buf, t->arena + r->name, r->len);
-	memcpy(buf + r->len, t->s0dot, sl);
-	buf[r->len + sl] = '\0';
+	return cat_cmp(na, la, t->s0dot, ca ? t->s0len : 0, nb, lb, t->s0dot,
+	    cb ? t->s0len : 0);
 }
 
 /* fn for each of the n addresses of family af at pool, text into text. */
@@ -1122,30 +1655,26 @@ rec_addrs(struct nds_record *out, char *text, int af, const uint8_t *pool,
 	return 0;
 }
 
-/* fn for every record of the name of record i: A, then AAAA, or CNAME. */
+/* fn for every record of name (NUL terminated): A, then AAAA, or CNAME. */
 static int
-rec_emit(const struct nds_table *t, uint32_t i,
+rec_emit(const struct nds_table *t, const char *name, const struct hit *h,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
-	const struct nds_rec *r = &t->recs[i];
-	char name[NAME_LEN_MAX + 1], data[NAME_LEN_MAX + 1];
+	const struct nds_addrset *s = &t->sets[h->set];
 	struct nds_record out = {.name = name, .ttl = t->ttl};
-	const struct nds_addrset *s;
+	char data[NAME_LEN_MAX + 1];
 	int rc;
 
-	rec_name(t, r, name);
-	if (r->flags & REC_CNAME) {
-		r = &t->recs[r->data];
-		if (r->flags & REC_CNAME)
-			return 0; /* broken invariant: targets are addresses */
-		rec_name(t, r, data);
+	out.origin = s->origin;
+	if (h->target != NONE) {
+		const struct nds_rec *r = &t->recs[h->target];
+
+		memcpy(data, t->arena + r->name, r->len);
+		data[r->len] = '\0';
 		out.type = "CNAME";
 		out.data = data;
-		out.origin = t->arena + t->sets[r->data].origin;
 		return fn(&out, arg);
 	}
-	s = &t->sets[r->data];
-	out.origin = t->arena + s->origin;
 	if ((rc = rec_addrs(&out, data, AF_INET, t->v4 + (size_t)s->v4 * 4,
 	         s->n4, fn, arg)) != 0)
 		return rc;
@@ -1159,8 +1688,8 @@ rec_filter(const struct nds_table *t, const char *filter,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
 	char q[NAME_LEN_MAX + 1];
-	size_t len = strlen(filter), i;
-	uint32_t r;
+	size_t len = strlen(filter), i, cut, n;
+	struct hit h;
 
 	len -= len > 0 && filter[len - 1] == '.';
 	if (len == 0 || len + 1 > NAME_LEN_MAX)
@@ -1168,33 +1697,61 @@ rec_filter(const struct nds_table *t, const char *filter,
 	for (i = 0; i < len; i++)
 		q[i] = lower(filter[i]);
 	q[len++] = '.';
-	r = rec_find(t, hash_rev(FNV_INIT, q, len), q, len, "", 0);
-	return r != NONE ? rec_emit(t, r, fn, arg) : 0;
+	q[len] = '\0';
+	cut = s0_cut(t, q, len);
+	n = dots(q, len) - 1;
+	if (addr_find(t, q, len, hash_rev(FNV_INIT, q, len), n, &h) ||
+	    (cut > 0 && cname_find(t, q, cut, hash_rev(FNV_INIT, q, cut),
+	                    n - t->s0dots, &h)))
+		return rec_emit(t, q, &h, fn, arg);
+	return 0;
 }
 
 int
 nds_table_foreach_record(const struct nds_table *t, const char *filter,
     int (*fn)(const struct nds_record *r, void *arg), void *arg)
 {
+	char name[NAME_LEN_MAX + 1];
 	uint32_t *order;
-	size_t i;
+	size_t i, n, len;
+	struct hit h;
+	const char *p;
+	bool cname;
 	int rc = 0;
 
 	if (t == NULL || fn == NULL)
 		return -EINVAL;
 	if (filter != NULL)
 		return rec_filter(t, filter, fn, arg);
-	if (t->nrecs == 0)
+	if (t->names == 0)
 		return 0;
 	/* Names are unique, so sorting one index of them sorts the records;
-	 * the search CNAMEs' names are composed on the fly. */
-	if ((order = malloc(t->nrecs * sizeof(*order))) == NULL)
+	 * derived names are composed on the fly. */
+	if ((order = malloc(t->names * sizeof(*order))) == NULL)
 		return -ENOMEM;
-	for (i = 0; i < t->nrecs; i++)
-		order[i] = (uint32_t)i;
-	qsort_r(order, t->nrecs, sizeof(*order), rec_cmp, (void *)t);
-	for (i = 0; i < t->nrecs && rc == 0; i++)
-		rc = rec_emit(t, order[i], fn, arg);
+	n = names_list(t, order);
+	qsort_r(order, n, sizeof(*order), key_cmp, (void *)t);
+	for (i = 0; i < n && rc == 0; i++) {
+		const struct nds_rec *r = &t->recs[order[i] >> 3];
+		unsigned kind = order[i] & 7;
+
+		p = key_name(t, order[i], &len, &cname);
+		memcpy(name, p, len);
+		if (cname)
+			memcpy(name + len, t->s0dot, t->s0len);
+		name[len + (cname ? t->s0len : 0)] = '\0';
+		h.set = r->data;
+		h.target = NONE;
+		if (kind == 1)
+			h.target = r->cn;
+		else if (kind >= 2 && kind < 5)
+			h.set = r->own;
+		else if (kind >= 5)
+			h.target = order[i] >> 3;
+		if (h.target != NONE)
+			h.set = t->recs[h.target].data;
+		rc = rec_emit(t, name, &h, fn, arg);
+	}
 	free(order);
 	return rc;
 }
