@@ -155,14 +155,8 @@ class IdleConnections(unittest.TestCase):
         sys.stderr.write("\n  %d connects in %.2f s, peak fds %d\n" % (
             self.N, dt, fds))
 
-    # KNOWN FAILURE until agent/listen.c listens with its own backlog:
-    # listen_tcp() calls listen(fd, 1024), then evconnlistener_new(...,
-    # -1, fd), and libevent's backlog -1 means listen(fd, 128) again
-    # (`ss -ltn` shows 128).  A burst of connects overflows that queue and
-    # the overflowed clients hang, neither served nor closed, for many
-    # seconds.  The fix is to pass backlog 0 ("already listening"); remove
-    # this decorator with it (see the issue 8 hardening report).
-    @unittest.expectedFailure
+    # listen_tcp() once passed libevent backlog -1, which re-listened
+    # with 128: a burst overflowed the queue and the overflow hung.
     def test_5000_connects_in_a_burst_are_all_accepted(self):
         """5,000 connects as fast as the client can: within 3 s every
         connection beyond the 1024 held has been closed at accept and
