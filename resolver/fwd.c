@@ -291,8 +291,16 @@ fwd_recvfrom(ares_socket_t s, void *buf, size_t len, int flags,
 {
 	struct fwd_chan *ch = arg;
 	struct fwd *f = ch->f;
-	ssize_t n =
-	    recvfrom(s, f->dgram, sizeof(f->dgram), flags, from, fromlen);
+	ssize_t n;
+
+	/*
+	 * from == NULL: c-ares reads a TCP stream, which a UDP channel opens
+	 * itself for a query over 512 bytes.  Read exactly what it asks for,
+	 * or the rest of the stream is lost.
+	 */
+	if (from == NULL)
+		return recv(s, buf, len, flags);
+	n = recvfrom(s, f->dgram, sizeof(f->dgram), flags, from, fromlen);
 
 	if (n < 0) {
 		f->dgram_len = 0;

@@ -211,6 +211,19 @@ class Relay(Base):
                 self.assertEqual([q.transport for q in self.up.received(name)],
                                  [proto])
 
+    def test_udp_query_over_512_bytes_is_answered(self):
+        """c-ares sends a query over 512 bytes from its UDP channel over
+        TCP; the proxy's socket hooks must leave that stream intact (it
+        used to lose the reply and answer SERVFAIL after both attempts)."""
+        name = "big-query.synth."
+        w = build_query(name, "A", edns=1232,
+                        options=harness.edns_option(65001, b"x" * 600))
+        self.assertGreater(len(w), 512)
+        r = self.proxy.exchange(w, "udp")
+        r.query = w
+        self.assert_synth(r)
+        self.assertEqual(len(self.up.received(name)), 1)
+
     def test_query_forwarded_as_received_and_reply_restored(self):
         """ID, flags, question case, OPT (size, DO) and options (cookie,
         ECS, an unknown one) reach the upstream as sent; the reply has the
