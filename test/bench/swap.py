@@ -39,7 +39,6 @@ BLACKBOX = os.path.join(ROOT, "test", "blackbox")
 sys.path.insert(0, BLACKBOX)
 
 NS = "ns-0"
-DNSPERF_LINE = re.compile(r"^> (\S+) (\S+) (\S+)(?: ([0-9.]+))?$")
 BUILD_MS = re.compile(r"table from xds \(version ([^)]+)\).*?"
                       r"([0-9]+(?:\.[0-9]+)?) ?ms\b")
 
@@ -81,40 +80,6 @@ def pct(sorted_vals, q):
 
 def ms(v):
     return "-" if v is None else "%.2f" % (v * 1e3)
-
-
-def parse_dnsperf(path):
-    replies, summary = [], {}
-    with open(path, errors="replace") as f:
-        for line in f:
-            if line.startswith("> "):
-                m = DNSPERF_LINE.match(line.rstrip("\n"))
-                if m:
-                    replies.append((m.group(1), m.group(2).rstrip("."),
-                                    float(m.group(4) or 0)))
-                else:
-                    replies.append(("?", "", 0.0))
-            elif line.startswith("  ") and ":" in line:
-                k, v = line.split(":", 1)
-                summary[k.strip()] = v.strip()
-    return replies, summary
-
-
-def udp_drops(port):
-    """Receive-buffer drops of the IPv4 UDP sockets bound to port
-    (/proc/net/udp, last column), or None."""
-    try:
-        with open("/proc/net/udp") as f:
-            next(f)
-            return sum(int(c[-1]) for c in (line.split() for line in f)
-                       if int(c[1].split(":")[1], 16) == port)
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def leading_int(text):
-    m = re.match(r"\s*(\d+)", text or "")
-    return int(m.group(1)) if m else None
 
 
 def main():
@@ -254,9 +219,9 @@ def main():
         logged_ms = {m.group(1): float(m.group(2))
                      for m in BUILD_MS.finditer(log)}
 
-        replies, summary = parse_dnsperf(out_path)
-        sent = leading_int(summary.get("Queries sent"))
-        lost = leading_int(summary.get("Queries lost"))
+        replies, summary = harness.parse_dnsperf(out_path)
+        sent = harness.leading_int(summary.get("Queries sent"))
+        lost = harness.leading_int(summary.get("Queries lost"))
         if sent is None:
             die("no dnsperf summary; see %s" % out_path)
         rcodes = {}
@@ -306,7 +271,7 @@ def main():
             "max_ms": round(lat_all[-1] * 1e3, 3),
             "achieved_qps": round(achieved),
             "vm_hwm_kib": hwm_kib, "vm_rss_kib": rss_kib,
-            "listener_drops": udp_drops(port),
+            "listener_drops": harness.udp_socket_drops(local_port=port),
             "compile_source": "logged" if logged_ms else
             "ack delay (control plane: push sent -> ACK received)",
             "per_push": rows}

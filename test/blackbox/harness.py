@@ -1693,3 +1693,52 @@ class RssPeak:
         self._stop.set()
         self._thread.join(5)
         return self.peak
+
+
+# ---- dnsperf output and socket drops (test_load_fault.py, bench/swap.py)
+
+def udp_socket_drops(local_port=None, remote_port=None):
+    """Drops (receive buffer full) summed over the IPv4 UDP sockets bound
+    to local_port or connected to remote_port (/proc/net/udp)."""
+    total = 0
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                c = line.split()
+                lp = int(c[1].split(":")[1], 16)
+                rp = int(c[2].split(":")[1], 16)
+                if lp == local_port or rp == remote_port:
+                    total += int(c[-1])
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return total
+
+
+DNSPERF_LINE = re.compile(r"^> (\S+) (\S+) (\S+)(?: ([0-9.]+))?$")
+
+
+def parse_dnsperf(path):
+    """(per-reply [(rcode, name, latency)], summary {key: text}) of dnsperf
+    -v output."""
+    replies = []
+    summary = {}
+    with open(path, "r", errors="replace") as f:
+        for line in f:
+            if line.startswith("> "):
+                m = DNSPERF_LINE.match(line.rstrip("\n"))
+                if m:
+                    replies.append((m.group(1), m.group(2).rstrip("."),
+                                    float(m.group(4) or 0)))
+                else:
+                    replies.append(("?", line.strip(), 0.0))
+                continue
+            if ":" in line and line.startswith("  "):
+                k, v = line.split(":", 1)
+                summary[k.strip()] = v.strip()
+    return replies, summary
+
+
+def leading_int(text):
+    m = re.match(r"\s*(\d+)", text or "")
+    return int(m.group(1)) if m else None

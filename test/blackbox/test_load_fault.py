@@ -28,9 +28,7 @@ valgrind (DNSPROXY_VALGRIND=1) they are skipped: no load means anything
 there."""
 
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -50,17 +48,7 @@ MISSING = [n for n, p in (("dnsperf", DNSPERF), ("dnsmasq", DNSMASQ))
            if p is None]
 
 
-def _sanitized():
-    """True for an ASan build (as test_xds.py detects it): slower, and its
-    allocator quarantine makes RSS grow without a leak."""
-    try:
-        with open(harness.binary(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except (OSError, RuntimeError):
-        return False
-
-
-ASAN = _sanitized()
+ASAN = harness.sanitized_binary()
 MISS_ZONE = "miss.example"
 MISS_IP = "198.51.100.1"
 # The proxy's defaults (SPEC §4, D4): 2 s per attempt.
@@ -255,53 +243,6 @@ def udp_rcvbuf_errors():
         return None
 
 
-def udp_socket_drops(local_port=None, remote_port=None):
-    """Drops (receive buffer full) summed over the IPv4 UDP sockets bound
-    to local_port or connected to remote_port (/proc/net/udp)."""
-    total = 0
-    try:
-        with open("/proc/net/udp") as f:
-            next(f)
-            for line in f:
-                c = line.split()
-                lp = int(c[1].split(":")[1], 16)
-                rp = int(c[2].split(":")[1], 16)
-                if lp == local_port or rp == remote_port:
-                    total += int(c[-1])
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return total
-
-
-DNSPERF_LINE = re.compile(r"^> (\S+) (\S+) (\S+)(?: ([0-9.]+))?$")
-
-
-def parse_dnsperf(path):
-    """(per-reply [(rcode, name, latency)], summary {key: text}) of dnsperf
-    -v output."""
-    replies = []
-    summary = {}
-    with open(path, "r", errors="replace") as f:
-        for line in f:
-            if line.startswith("> "):
-                m = DNSPERF_LINE.match(line.rstrip("\n"))
-                if m:
-                    replies.append((m.group(1), m.group(2).rstrip("."),
-                                    float(m.group(4) or 0)))
-                else:
-                    replies.append(("?", line.strip(), 0.0))
-                continue
-            if ":" in line and line.startswith("  "):
-                k, v = line.split(":", 1)
-                summary[k.strip()] = v.strip()
-    return replies, summary
-
-
-def leading_int(text):
-    m = re.match(r"\s*(\d+)", text or "")
-    return int(m.group(1)) if m else None
-
-
 class UpstreamDiesWithQueriesInFlight(unittest.TestCase):
     """The deterministic core of a crash the load test found: the only
     upstream holds many first attempts (it never answers), then its port
@@ -449,17 +390,17 @@ class LoadAndFaults(unittest.TestCase):
         # -- dnsperf: no query lost, every reply as expected
         with open(err_path, errors="replace") as f:
             self.assertEqual(perf.returncode, 0, f.read())
-        replies, summary = parse_dnsperf(out_path)
-        sent = leading_int(summary.get("Queries sent"))
-        lost = leading_int(summary.get("Queries lost"))
+        replies, summary = harness.parse_dnsperf(out_path)
+        sent = harness.leading_int(summary.get("Queries sent"))
+        lost = harness.leading_int(summary.get("Queries lost"))
         self.assertIsNotNone(sent, "no dnsperf summary: %s" % summary)
         report = self.report(rate, duration, t0, up.downs, summary,
                              samples, nonces, last, cp, replies, vres)
         if drops0 is not None and drops1 is not None:
             report += ("  UDP receive-buffer drops: host %d, the proxy's "
                        "listener %s, the proxy's upstream socket %s\n" % (
-                           drops1 - drops0, udp_socket_drops(p.port),
-                           udp_socket_drops(remote_port=up.port)))
+                           drops1 - drops0, harness.udp_socket_drops(p.port),
+                           harness.udp_socket_drops(remote_port=up.port)))
         lost_at = sorted(int(name[1:9]) // rate for rc, name, _ in replies
                          if rc == "T" and name.endswith(MISS_ZONE))
         if lost_at:

@@ -33,18 +33,7 @@ ACK_TIMEOUT = 15.0 * SLOW
 FIRST_RETRY = 2.0 * SLOW
 
 
-def _sanitized():
-    """True when the binary under test is an ASan build (its allocator
-    quarantine makes RSS grow without a leak; LeakSanitizer reports real
-    leaks at exit instead, which Proxy.close() turns into a failure)."""
-    try:
-        with open(harness.binary(), "rb") as f:
-            return b"__asan_init" in f.read()
-    except (OSError, RuntimeError):
-        return False
-
-
-ASAN = _sanitized()
+ASAN = harness.sanitized_binary()
 # No query may be lost during a swap: a query counts as lost without a
 # reply within this time (glibc's resolver waits 5 s).  The swap runs in
 # the event loop, which ASan slows ~3x.

@@ -29,6 +29,7 @@
 #include "agent/agent.h"
 #include "nds/nds.h"
 #include "resolver/resolver.h"
+#include "test/fuzz/fuzz_table.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,18 +44,6 @@ static struct agent_state st;
 static struct sockaddr_un sun;
 static socklen_t sunlen;
 static int lfd = -1;
-
-static void
-add(struct nds_nametable *nt, const char *key, const char *reg,
-    const char *shortname, const char *ns, const char *ip1, const char *ip2)
-{
-	const char *ips[2] = {ip1, ip2};
-	struct nds_nameinfo ni = {
-	    ips, ip2 != NULL ? 2 : 1, reg, shortname, ns, NULL, 0};
-
-	if (nds_nametable_add(nt, key, &ni) != 0)
-		abort();
-}
 
 static void
 setup(void)
@@ -72,16 +61,9 @@ setup(void)
 	cfg.cache_max_ttl = 300;
 	if (rsv_create(base, &cfg, &rsv, err, sizeof(err)) != 0)
 		abort();
-	if (nds_nametable_create(&nt) != 0)
-		abort();
-	add(nt, "www.google.com", "External", NULL, NULL, "1.1.1.1", NULL);
-	add(nt, "productpage.ns1.svc.cluster.local", "Kubernetes",
-	    "productpage", "ns1", "9.9.9.9", NULL);
-	add(nt, "dual.localhost", "External", NULL, NULL, "2.2.2.2",
-	    "2001:db8::ff00:42:8329");
-	add(nt, "*.wildcard", "External", NULL, NULL, "10.10.10.10", NULL);
-	add(nt, "quote\"back\\slash.example", "External", NULL, NULL, "3.3.3.3",
-	    NULL);
+	nt = fuzz_table_sample();
+	fuzz_table_add(nt, "quote\"back\\slash.example", "External", NULL, NULL,
+	    "3.3.3.3", NULL);
 	if (nds_table_build(nt, &o, &table, err, sizeof(err)) != 0)
 		abort();
 	st.rsv = rsv;

@@ -11,23 +11,12 @@
 #include "nds/nds.h"
 #include "resolver/answer.h"
 #include "resolver/wire.h"
+#include "test/fuzz/fuzz_table.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct nds_table *table;
 static uint8_t out[RSV_MSG_MAX];
-
-static void
-add(struct nds_nametable *nt, const char *key, const char *reg,
-    const char *shortname, const char *ns, const char *ip1, const char *ip2)
-{
-	const char *ips[2] = {ip1, ip2};
-	struct nds_nameinfo ni = {
-	    ips, ip2 != NULL ? 2 : 1, reg, shortname, ns, NULL, 0};
-
-	if (nds_nametable_add(nt, key, &ni) != 0)
-		abort();
-}
 
 static void
 fixture(void)
@@ -37,15 +26,9 @@ fixture(void)
 	struct nds_nametable *nt;
 	char err[256];
 
-	if (nds_nametable_create(&nt) != 0)
-		abort();
-	add(nt, "www.google.com", "External", NULL, NULL, "1.1.1.1", NULL);
-	add(nt, "productpage.ns1.svc.cluster.local", "Kubernetes",
-	    "productpage", "ns1", "9.9.9.9", NULL);
-	add(nt, "dual.localhost", "External", NULL, NULL, "2.2.2.2",
-	    "2001:db8::ff00:42:8329");
-	add(nt, "*.wildcard", "External", NULL, NULL, "10.10.10.10", NULL);
-	add(nt, "*.b.wildcard", "External", NULL, NULL, "11.11.11.11", NULL);
+	nt = fuzz_table_sample();
+	fuzz_table_add(nt, "*.b.wildcard", "External", NULL, NULL,
+	    "11.11.11.11", NULL);
 	if (nds_table_build(nt, &o, &table, err, sizeof(err)) != 0)
 		abort();
 }
