@@ -2,12 +2,15 @@
  * cache.c: the forwarded-answer cache, see cache.h.
  *
  * Pure: no I/O, no clock (now is a parameter, in milliseconds), no
- * logging.  A hash table of chains, bucket array allocated at creation,
- * plus an LRU list; one allocation per entry holding the TTL offsets, the
- * key name and the reply.  A hit costs one hash, one memcmp and one copy
- * of the reply with a few fields patched; a reply is parsed only once,
- * when it is stored, with bounded reads throughout (the cut or malformed
- * reply of a broken upstream is refused, never trusted).
+ * logging.  A hash table of chains plus an LRU list; one allocation per
+ * entry holding the TTL offsets, the key name and the reply.  The bucket
+ * array starts at 16 and doubles whenever the entries reach its size, up
+ * to the power of two at or above max_entries: a cache that stays nearly
+ * empty does not keep 128 kB of NULLs (10,000 entries by default).  A hit
+ * costs one hash, one memcmp and one copy of the reply with a few fields
+ * patched; a reply is parsed only once, when it is stored, with bounded
+ * reads throughout (the cut or malformed reply of a broken upstream is
+ * refused, never trusted).
  *
  * Bounds: max_entries entries and max_bytes of memory charged (struct,
  * offsets, name and reply of each entry); the least recently used entries
@@ -61,7 +64,8 @@ struct rsv_cache {
 	struct rsv_cache_config cfg;
 	struct rsv_cache_stats *stats; /* borrowed */
 	struct rsv_cache_entry **buckets;
-	size_t mask; /* buckets - 1 (a power of two) */
+	size_t mask;         /* buckets - 1 (a power of two) */
+	size_t nbuckets_max; /* where the doubling stops */
 	struct cache_lru lru;
 };
 
@@ -169,8 +173,6 @@ rsv_cache_create(const struct rsv_cache_config *cfg,
 	*out = NULL;
 	if (cfg->max_entries == 0 || cfg->max_entries > RSV_CACHE_ENTRIES_MAX)
 		return -EINVAL;
-	while (n < cfg->max_entries)
-		n *= 2;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -ENOMEM;
 	if ((c->buckets = calloc(n, sizeof(*c->buckets))) == NULL) {
@@ -180,6 +182,9 @@ rsv_cache_create(const struct rsv_cache_config *cfg,
 	c->cfg = *cfg;
 	c->stats = stats;
 	c->mask = n - 1;
+	c->nbuckets_max = CACHE_BUCKETS_MIN;
+	while (c->nbuckets_max < cfg->max_entries)
+		c->nbuckets_max *= 2;
 	TAILQ_INIT(&c->lru);
 	*out = c;
 	return 0;
@@ -287,6 +292,30 @@ rsv_cache_lookup(struct rsv_cache *c, const struct rsv_cache_key *k,
 	return RSV_CACHE_FRESH;
 }
 
+/*
+ * Doubles the bucket array once there are as many entries as buckets, up
+ * to nbuckets_max.  Without memory for the bigger array the old one stays:
+ * the chains get longer, nothing is lost.
+ */
+static void
+cache_grow(struct rsv_cache *c)
+{
+	struct rsv_cache_entry **nb, *e;
+	size_t n = c->mask + 1;
+
+	if (c->stats->entries < n || n >= c->nbuckets_max)
+		return;
+	if ((nb = calloc(n * 2, sizeof(*nb))) == NULL)
+		return;
+	c->mask = n * 2 - 1;
+	TAILQ_FOREACH(e, &c->lru, lru) {
+		e->hnext = nb[e->hash & c->mask];
+		nb[e->hash & c->mask] = e;
+	}
+	free(c->buckets);
+	c->buckets = nb;
+}
+
 void
 rsv_cache_insert(struct rsv_cache *c, struct rsv_cache_entry *e)
 {
@@ -311,6 +340,7 @@ rsv_cache_insert(struct rsv_cache *c, struct rsv_cache_entry *e)
 		cache_remove(c, victim);
 		c->stats->evictions++;
 	}
+	cache_grow(c);
 	b = e->hash & c->mask;
 	e->hnext = c->buckets[b];
 	c->buckets[b] = e;

@@ -835,6 +835,65 @@ test_size_bound_under_a_million_unique_names(void **state)
 
 /* ---- allocation failures ---- */
 
+/*
+ * The bucket array starts at CACHE_BUCKETS_MIN, doubles as entries come
+ * (every entry still found after each rehash), stops at the power of two
+ * at or above max_entries; a failed doubling keeps the old array and
+ * loses nothing.
+ */
+static void
+test_buckets_grow_with_entries(void **state)
+{
+	const size_t cap = 1000, total = 3000;
+	struct fixture *fx = setup_with(cap, 4 << 20, 300, 30, 3600);
+	struct rsv_query q;
+	size_t len, i, olen;
+	char digits[8];
+
+	(void)state;
+	assert_int_equal(fx->c->mask + 1, CACHE_BUCKETS_MIN);
+	assert_int_equal(fx->c->nbuckets_max, 1024);
+	make_query(&q, 1, 0, "g0000000.example.", RSV_TYPE_A, 0, 0, NULL, 0);
+	len = reply_a(fx->reply, "g0000000.example.", 30, 30);
+	for (i = 0; i < total; i++) {
+		snprintf(digits, sizeof(digits), "%07zu", i);
+		memcpy(q.qname + 2, digits, 7);
+		memcpy(fx->reply + RSV_HDR_LEN + 2, digits, 7);
+		if (i == 32) {
+			/* 32 entries in 32 buckets: this insert doubles
+			 * them; the entry is built, the new array fails */
+			struct rsv_cache_key k;
+			struct rsv_cache_entry *e;
+
+			assert_int_equal(fx->c->mask + 1, 32);
+			key_of(&q, &k);
+			assert_int_equal(rsv_cache_entry_build(fx->c, &k,
+			                     fx->reply, len, T0, &e),
+			    0);
+			alloc_fail_at = 0;
+			rsv_cache_insert(fx->c, e);
+			alloc_fail_at = -1;
+			assert_int_equal(fx->c->mask + 1, 32);
+			assert_int_equal(ask(fx, &q, T0, 512, &olen, NULL),
+			    RSV_CACHE_FRESH);
+			continue;
+		}
+		assert_non_null(store(fx, &q, len, T0));
+		assert_true(fx->c->mask + 1 >= fx->stats.entries ||
+		            fx->c->mask + 1 == fx->c->nbuckets_max);
+	}
+	assert_int_equal(fx->c->mask + 1, 1024);
+	assert_int_equal(fx->stats.entries, cap);
+	/* the last cap names are all there, the ones before are gone */
+	for (i = 0; i < total; i++) {
+		snprintf(digits, sizeof(digits), "%07zu", i);
+		memcpy(q.qname + 2, digits, 7);
+		assert_int_equal(ask(fx, &q, T0 + 1, 512, &olen, NULL),
+		    i >= total - cap ? RSV_CACHE_FRESH : RSV_CACHE_MISS);
+	}
+	teardown(fx);
+}
+
 static void
 test_allocation_failures(void **state)
 {
@@ -899,6 +958,7 @@ main(void)
 	    cmocka_unit_test(test_lru_evicts_least_recently_used),
 	    cmocka_unit_test(test_byte_bound),
 	    cmocka_unit_test(test_size_bound_under_a_million_unique_names),
+	    cmocka_unit_test(test_buckets_grow_with_entries),
 	    cmocka_unit_test(test_allocation_failures),
 	};
 
