@@ -1122,6 +1122,53 @@ test_nametable_add_survives_allocation_failure(void **state)
 	nds_nametable_destroy(nt);
 }
 
+static int
+strcmp_entries(const void *a, const void *b)
+{
+	return strcmp((*(struct nt_entry *const *)a)->key,
+	    (*(struct nt_entry *const *)b)->key);
+}
+
+/*
+ * sort_entries() orders keys exactly as strcmp() does: shared prefixes
+ * shorter than, equal to and longer than its 16 in-array bytes, bytes
+ * over 0x7f, keys that are prefixes of others.
+ */
+static void
+test_sort_matches_strcmp(void **state)
+{
+	enum { N = 3000 };
+	static const char *const stems[] = {"", "svc-", "abcdefghijklmno",
+	    "abcdefghijklmnop", "abcdefghijklmnopq", "a.b.c.d.e.f.g.h.i.j"};
+	static struct nt_entry ents[N];
+	static char keys[N][48];
+	struct nt_entry *got[N], *want[N];
+	uint32_t r = 12345;
+	size_t i, j, len;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		const char *stem = stems[i % (sizeof(stems) / sizeof(*stems))];
+
+		r = r * 1103515245u + 12345u;
+		len = (r >> 16) % 12;
+		snprintf(keys[i], sizeof(keys[i]), "%s", stem);
+		for (j = strlen(keys[i]); len-- > 0 && j < sizeof(keys[i]) - 1;
+		     j++) {
+			r = r * 1103515245u + 12345u;
+			keys[i][j] = (char)(r >> 24 & 3 ? 'a' + (r >> 16) % 3
+			                                : 0x80 + (r >> 16) % 4);
+		}
+		keys[i][j] = '\0';
+		ents[i].key = keys[i];
+		got[i] = want[i] = &ents[i];
+	}
+	qsort(want, N, sizeof(*want), strcmp_entries);
+	assert_int_equal(sort_entries(got, N), 0);
+	for (i = 0; i < N; i++)
+		assert_string_equal(got[i]->key, want[i]->key);
+}
+
 /*
  * gcc sees the free() inside nds_table_unref() (table.c is included
  * above) but not that the reference count makes it conditional.
@@ -1192,6 +1239,7 @@ main(void)
 	    cmocka_unit_test(test_build_survives_every_allocation_failure),
 	    cmocka_unit_test(test_nametable_add_survives_allocation_failure),
 	    cmocka_unit_test(test_references_keep_the_table),
+	    cmocka_unit_test(test_sort_matches_strcmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
