@@ -152,9 +152,16 @@ class Dockerfile(unittest.TestCase):
         self.assertIn("/dnsproxy ", copy[0])
         self.assertIn("/dnsproxy-init ", copy[0])
         self.assertIn("USER 1337:1337", self.lines)
-        for pkg in ("libc-ares2", "libevent-2.1-7", "libjansson4",
-                    "iptables", "nftables", "libc-ares-dev", "cmake"):
+        for pkg in ("ca-certificates", "iptables", "nftables",
+                    "libc-ares-dev", "libssl-dev", "cmake"):
             self.assertIn(pkg, self.text)
+        # The default build is static but for libc (DNSPROXY_STATIC_DEPS):
+        # the runtime stage installs no shared library of ours.
+        runtime = self.text.split("FROM debian:12-slim", 1)[1]
+        for lib in ("libc-ares2", "libevent-2.1-7", "libssl3",
+                    "libjansson4"):
+            self.assertNotIn(lib, runtime)
+        self.assertNotIn("DNSPROXY_STATIC_DEPS=OFF", self.text)
 
 
 if __name__ == "__main__":
