@@ -14,6 +14,8 @@ DURATION=10
 RATE=10000
 OUT=""
 ROUNDS=3
+LAT_RUNS=""
+LAT_DURATION=""
 STARTUP_REPEAT=5
 CLIENTS=4
 OUTSTANDING=100
@@ -41,8 +43,14 @@ usage: $0 [options]
   --quick               smoke run: 1000 services, 3 s phases, 1 round,
                         3 start-ups (options after --quick override it)
   --out FILE            also write the results as JSON to FILE
-  --rounds N            repeat the load phases N times, alternating the
+  --rounds N            repeat the throughput phase N times, alternating the
                         server order; the report takes the median (default 3)
+  --latency-runs N      latency runs per server, alternating between the
+                        servers, all up at once (default: 2 x rounds, at
+                        least 3); the report takes the median of each
+                        percentile over the runs
+  --latency-duration S  length of each latency run (default: duration / 2,
+                        at least 2)
   --startup-repeat N    start-to-first-answer samples per server (default 5)
   --clients N           dnsperf -c for both phases (default $CLIENTS)
   --outstanding N       dnsperf -q for the throughput phase (default $OUTSTANDING)
@@ -89,6 +97,8 @@ while [ $# -gt 0 ]; do
 	--quick) SERVICES=1000 DURATION=3 STARTUP_REPEAT=3 ROUNDS=1 FWD_QUERIES=300000; shift ;;
 	--out) OUT=${2:?}; shift 2 ;;
 	--rounds) ROUNDS=${2:?}; shift 2 ;;
+	--latency-runs) LAT_RUNS=${2:?}; shift 2 ;;
+	--latency-duration) LAT_DURATION=${2:?}; shift 2 ;;
 	--startup-repeat) STARTUP_REPEAT=${2:?}; shift 2 ;;
 	--clients) CLIENTS=${2:?}; shift 2 ;;
 	--outstanding) OUTSTANDING=${2:?}; shift 2 ;;
@@ -112,7 +122,15 @@ while [ $# -gt 0 ]; do
 done
 
 isint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
-for v in DURATION RATE ROUNDS STARTUP_REPEAT CLIENTS OUTSTANDING NQUERIES FWD_RATE FWD_QUERIES CACHE_NAMES CACHE_RATE; do
+if [ -z "$LAT_RUNS" ]; then
+	LAT_RUNS=$((2 * ROUNDS))
+	[ "$LAT_RUNS" -lt 3 ] && LAT_RUNS=3
+fi
+if [ -z "$LAT_DURATION" ]; then
+	LAT_DURATION=$((DURATION / 2))
+	[ "$LAT_DURATION" -lt 2 ] && LAT_DURATION=2
+fi
+for v in DURATION RATE ROUNDS LAT_RUNS LAT_DURATION STARTUP_REPEAT CLIENTS OUTSTANDING NQUERIES FWD_RATE FWD_QUERIES CACHE_NAMES CACHE_RATE; do
 	isint "${!v}" || die "$v must be a positive integer (got '${!v}')"
 done
 IFS=, read -r -a SIZES <<<"$SERVICES"
@@ -340,61 +358,123 @@ run_dnsperf() { # OUTFILE ARGS...
 		die "dnsperf failed; output in $out: $(tail -3 "$out")"
 }
 
-# load_phase SERVER SIZE ROUND [RATE]: start the server, check it, measure.
-# SIZE names the input directory under TMP ("fwd" for the forwarding run).
-load_phase() {
-	local server=$1 n=$2 round=$3 rate=${4:-$RATE} dir=$TMP/$2 port pid res
-	port=$(free_port)
-	server_cmd "$server" "$port" "$dir"
-	res=$dir/$server.r$round
+# start_server SERVER DIR TAG: start SERVER on a free port pinned to CPU 0,
+# wait for it, check its answers and warm it up (faults in pages, fills
+# socket buffers and, in the cache run, the cache; not measured). Sets
+# SRV_PID and SRV_PORT; the log is DIR/SERVER.TAG.log.
+start_server() {
+	local server=$1 dir=$2 tag=$3 res
+	SRV_PORT=$(free_port)
+	server_cmd "$server" "$SRV_PORT" "$dir"
+	res=$dir/$server.$tag
 	taskset -c 0 "${CMD[@]}" >"$res.log" 2>&1 &
-	pid=$!
-	echo "$pid" >"$TMP/$server.pid"
+	SRV_PID=$!
+	echo "$SRV_PID" >"$TMP/$server.pid"
 	probe_args "$dir"
-	"$PY" "$HERE/probe.py" wait --port "$port" "${PROBE[@]}" --timeout 60 --pid "$pid" ||
-		die_log "$res.log" "$server did not answer on 127.0.0.1:$port"
-	"$PY" "$HERE/probe.py" check --port "$port" --names "$dir/probe.txt" 2>"$res.check" || {
+	"$PY" "$HERE/probe.py" wait --port "$SRV_PORT" "${PROBE[@]}" --timeout 60 --pid "$SRV_PID" ||
+		die_log "$res.log" "$server did not answer on 127.0.0.1:$SRV_PORT"
+	"$PY" "$HERE/probe.py" check --port "$SRV_PORT" --names "$dir/probe.txt" 2>"$res.check" || {
 		cat "$res.check" >&2
 		die "$server gave wrong answers; not measuring it"
 	}
-	# Warm-up (faults in pages, fills socket buffers); not measured.
-	run_dnsperf "$res.warm" -p "$port" -d "$(qfile "$dir" warm)" -l 1 -c "$CLIENTS" -q "$OUTSTANDING"
+	run_dnsperf "$res.warm" -p "$SRV_PORT" -d "$(qfile "$dir" warm)" -l 1 -c "$CLIENTS" -q "$OUTSTANDING"
+}
 
-	local c0 c1 c2 c3 w0 w1 w2 w3 u0=0 u1=0 u2=0 u3=0
+stop_server() { # SERVER PID
+	stop_pid "$2"
+	wait "$2" 2>/dev/null || true
+	rm -f "$TMP/$1.pid"
+}
+
+# load_phase SERVER SIZE ROUND: the throughput phase, the server alone on
+# CPU 0 (started for it, stopped after). SIZE names the input directory
+# under TMP ("fwd" for the forwarding run).
+load_phase() {
+	local server=$1 n=$2 round=$3 dir=$TMP/$2 pid res
+	res=$dir/$server.r$round
+	start_server "$server" "$dir" "r$round"
+	pid=$SRV_PID
+
+	local c0 c1 w0 w1 u0=0 u1=0
 	w0=$(rq_wait_ns "$pid")
 	c0=$(cpu_ticks "$pid")
 	[ -n "$FWD_UP_PID" ] && u0=$(cpu_ticks "$FWD_UP_PID")
-	run_dnsperf "$res.max" -p "$port" -d "$dir/queries.txt" -l "$DURATION" \
+	run_dnsperf "$res.max" -p "$SRV_PORT" -d "$dir/queries.txt" -l "$DURATION" \
 		-c "$CLIENTS" -q "$OUTSTANDING"
 	kill -0 "$pid" 2>/dev/null || die_log "$res.log" "$server died during the throughput phase"
 	c1=$(cpu_ticks "$pid")
 	w1=$(rq_wait_ns "$pid")
 	[ -n "$FWD_UP_PID" ] && u1=$(cpu_ticks "$FWD_UP_PID")
-	sleep 0.5
-	w2=$(rq_wait_ns "$pid")
-	c2=$(cpu_ticks "$pid")
-	[ -n "$FWD_UP_PID" ] && u2=$(cpu_ticks "$FWD_UP_PID")
-	run_dnsperf "$res.lat" -p "$port" -d "$dir/queries.txt" -l "$DURATION" \
-		-c "$CLIENTS" -q 1000 -Q "$rate" -v
-	c3=$(cpu_ticks "$pid")
-	w3=$(rq_wait_ns "$pid")
-	[ -n "$FWD_UP_PID" ] && u3=$(cpu_ticks "$FWD_UP_PID")
-	kill -0 "$pid" 2>/dev/null || die_log "$res.log" "$server died during the latency phase"
 	cat >"$res.proc" <<EOF
 pid=$pid
-port=$port
+port=$SRV_PORT
 max_cpu_ticks=$((c1 - c0))
-lat_cpu_ticks=$((c3 - c2))
 max_rq_wait_ns=$((w1 - w0))
-lat_rq_wait_ns=$((w3 - w2))
 up_max_cpu_ticks=$((u1 - u0))
-up_lat_cpu_ticks=$((u3 - u2))
 vmhwm_kb=$(vm_field "$pid" VmHWM)
 vmrss_kb=$(vm_field "$pid" VmRSS)
 EOF
-	stop_pid "$pid"
-	wait "$pid" 2>/dev/null || true
-	rm -f "$TMP/$server.pid"
+	stop_server "$server" "$pid"
+}
+
+# latency_phase SIZE RATE: every server up at once (each on its own port,
+# all pinned to CPU 0), then LAT_RUNS alternations of one LAT_DURATION s
+# dnsperf -Q RATE -v run per server, the order flipped every alternation:
+# drift on the host hits both servers alike. Writes SERVER.lI.lat (dnsperf
+# output) and SERVER.lI.proc (that run's CPU ticks and run-queue wait),
+# I = 0 .. LAT_RUNS-1.
+latency_phase() {
+	local n=$1 rate=$2 dir=$TMP/$1 server i res pid port c0 c1 w0 w1
+	local -a order
+	local -A pids=() ports=()
+	for server in "${SERVER_LIST[@]}"; do
+		start_server "$server" "$dir" lat
+		pids[$server]=$SRV_PID
+		ports[$server]=$SRV_PORT
+	done
+	sleep 0.5
+	for ((i = 0; i < LAT_RUNS; i++)); do
+		order=("${SERVER_LIST[@]}")
+		if [ $((i % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
+			order=("${order[1]}" "${order[0]}")
+		fi
+		for server in "${order[@]}"; do
+			pid=${pids[$server]} port=${ports[$server]}
+			res=$dir/$server.l$i
+			w0=$(rq_wait_ns "$pid")
+			c0=$(cpu_ticks "$pid")
+			run_dnsperf "$res.lat" -p "$port" -d "$dir/queries.txt" -l "$LAT_DURATION" \
+				-c "$CLIENTS" -q 1000 -Q "$rate" -v
+			c1=$(cpu_ticks "$pid")
+			w1=$(rq_wait_ns "$pid")
+			kill -0 "$pid" 2>/dev/null ||
+				die_log "$dir/$server.lat.log" "$server died during the latency phase"
+			printf 'lat_cpu_ticks=%d\nlat_rq_wait_ns=%d\n' $((c1 - c0)) $((w1 - w0)) >"$res.proc"
+		done
+	done
+	for server in "${SERVER_LIST[@]}"; do
+		stop_server "$server" "${pids[$server]}"
+	done
+}
+
+# measure LABEL SIZE RATE: the throughput rounds (each server alone,
+# alternating the order between rounds), then the interleaved latency phase.
+measure() {
+	local label=$1 n=$2 rate=$3 r server
+	local -a order
+	for ((r = 0; r < ROUNDS; r++)); do
+		order=("${SERVER_LIST[@]}")
+		if [ $((r % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
+			order=("${order[1]}" "${order[0]}")
+		fi
+		for server in "${order[@]}"; do
+			echo "bench: [$label] $server round $((r + 1))/$ROUNDS: throughput ${DURATION}s" >&2
+			load_phase "$server" "$n" "$r"
+		done
+	done
+	echo "bench: [$label] latency at $rate qps, all up at once ($SERVERS):" \
+		"$LAT_RUNS alternating ${LAT_DURATION}s runs each" >&2
+	latency_phase "$n" "$rate"
 }
 
 # startup_phase SERVER SIZE [NAME]: start-to-first-answer samples into
@@ -413,14 +493,14 @@ startup_phase() {
 
 # ---- run ---------------------------------------------------------------------
 if [ "$FORWARD_ONLY" = 1 ]; then
-	echo "bench: servers ${SERVERS}; forwarding only; ${DURATION}s phases;" \
+	echo "bench: servers ${SERVERS}; forwarding only; ${DURATION}s throughput phases, latency ${LAT_RUNS}x${LAT_DURATION}s interleaved;" \
 		"latency at ${FWD_RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
 elif [ "$CACHE_ONLY" = 1 ]; then
-	echo "bench: servers ${SERVERS}; cache only ($CACHE_NAMES names); ${DURATION}s phases;" \
+	echo "bench: servers ${SERVERS}; cache only ($CACHE_NAMES names); ${DURATION}s throughput phases, latency ${LAT_RUNS}x${LAT_DURATION}s interleaved;" \
 		"latency at ${CACHE_RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
 else
 	echo "bench: servers ${SERVERS}; sizes ${SERVICES}$([ "$FORWARD" = 1 ] && echo ' + forwarding');" \
-		"${DURATION}s phases; latency at ${RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
+		"${DURATION}s throughput phases, latency ${LAT_RUNS}x${LAT_DURATION}s interleaved; latency at ${RATE} qps; ${ROUNDS} round(s); temp $TMP" >&2
 fi
 [[ ",$SERVERS," == *",dnsproxy,"* ]] && echo "bench: dnsproxy = $DNSPROXY_BIN" >&2
 
@@ -439,17 +519,7 @@ for n in "${SIZES[@]}"; do
 			TABLE_FILE=table.json
 		fi
 	done
-	for ((r = 0; r < ROUNDS; r++)); do
-		order=("${SERVER_LIST[@]}")
-		if [ $((r % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
-			order=("${order[1]}" "${order[0]}")
-		fi
-		for server in "${order[@]}"; do
-			echo "bench: [$n services] $server round $((r + 1))/$ROUNDS:" \
-				"throughput ${DURATION}s, then latency at $RATE qps ${DURATION}s" >&2
-			load_phase "$server" "$n" "$r"
-		done
-	done
+	measure "$n services" "$n" "$RATE"
 done
 
 # ---- forwarding: unique misses, both servers forwarding to one upstream -----
@@ -479,30 +549,13 @@ upstream_stop() {
 	FWD_UP_PORT="" FWD_UP_PID=""
 }
 
-# rounds_of LABEL DIRNAME RATE: the load phases of every server, alternating
-# the order between rounds.
-rounds_of() {
-	local label=$1 name=$2 rate=$3 r order server
-	for ((r = 0; r < ROUNDS; r++)); do
-		order=("${SERVER_LIST[@]}")
-		if [ $((r % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
-			order=("${order[1]}" "${order[0]}")
-		fi
-		for server in "${order[@]}"; do
-			echo "bench: [$label] $server round $((r + 1))/$ROUNDS:" \
-				"throughput ${DURATION}s, then latency at $rate qps ${DURATION}s" >&2
-			load_phase "$server" "$name" "$r" "$rate"
-		done
-	done
-}
-
 forward_run() {
 	local dir=$TMP/fwd
 	echo "bench: [forwarding] generating $FWD_QUERIES unique miss names" >&2
 	"$PY" "$HERE/gentable.py" --misses --queries "$FWD_QUERIES" --outdir "$dir"
 	: >"$dir/empty.table"
 	upstream_start "$dir"
-	rounds_of forwarding fwd "$FWD_RATE"
+	measure forwarding fwd "$FWD_RATE"
 	upstream_stop
 }
 [ "$FORWARD" = 1 ] && forward_run
@@ -520,7 +573,7 @@ cache_run() {
 	: >"$dir/empty.table"
 	upstream_start "$dir" 3600
 	CACHE_RUN=1
-	rounds_of cache cache "$CACHE_RATE"
+	measure cache cache "$CACHE_RATE"
 	CACHE_RUN=0
 	upstream_stop
 }
@@ -530,6 +583,7 @@ sizes_arg=$SERVICES
 [ "$FORWARD_ONLY" = 1 ] || [ "$CACHE_ONLY" = 1 ] && sizes_arg=none
 report_args=(--tmp "$TMP" --sizes "$sizes_arg" --servers "$SERVERS"
 	--rounds "$ROUNDS" --duration "$DURATION" --rate "$RATE"
+	--latency-runs "$LAT_RUNS" --latency-duration "$LAT_DURATION"
 	--clients "$CLIENTS" --outstanding "$OUTSTANDING"
 	--clk-tck "$(getconf CLK_TCK)")
 [ -n "$OUT" ] && report_args+=(--out "$OUT")

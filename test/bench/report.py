@@ -2,9 +2,11 @@
 """Turn bench.sh's raw files into the side-by-side tables and the JSON result.
 
 Reads, for each size N, server S and round R, in TMP/N/:
-  S.rR.max    dnsperf output of the unthrottled (throughput) phase
-  S.rR.lat    dnsperf -v output of the steady-rate (latency) phase
-  S.rR.proc   key=value: CPU ticks of both phases, VmHWM, VmRSS
+  S.rR.max    dnsperf output of the unthrottled (throughput) phase, S alone
+  S.rR.proc   key=value: its CPU ticks and run-queue wait, VmHWM, VmRSS
+  S.lI.lat    dnsperf -v output of steady-rate (latency) run I, all servers
+              up at once, runs alternating between them
+  S.lI.proc   key=value: CPU ticks and run-queue wait of S during run I
   S.startup.json  start-to-first-answer samples: wall, CPU and run-queue ms
   dnsproxy-pb.startup.json  the same for dnsproxy with the protobuf table
 and, with --forward, the same S.rR.* files of the forwarding run in TMP/fwd/
@@ -121,29 +123,58 @@ def read_kv(path):
 
 
 def one_round(d, server, r, clk):
+    """One throughput phase (the server alone)."""
     base = os.path.join(d, "%s.r%d" % (server, r))
     proc = read_kv(base + ".proc")
     mx, _ = dnsperf_summary(base + ".max")
-    lat, lat_text = dnsperf_summary(base + ".lat")
-    res = {"throughput_phase": mx, "latency_phase": lat}
+    res = {"throughput_phase": mx}
     cpu_max = proc["max_cpu_ticks"] / clk
-    cpu_lat = proc["lat_cpu_ticks"] / clk
     res["qps"] = mx.get("qps")
     res["server_cpu_s_throughput"] = cpu_max
     res["q_per_cpu_s"] = mx["completed"] / cpu_max if cpu_max > 0 else None
     res["cpu_util_max"] = 100.0 * cpu_max / mx["runtime_s"] if mx.get("runtime_s") else None
-    res["server_cpu_s_latency"] = cpu_lat
-    res["cpu_util_lat"] = 100.0 * cpu_lat / lat["runtime_s"] if lat.get("runtime_s") else None
     if mx.get("runtime_s"):
         res["rqwait_max_pct"] = 100.0 * proc.get("max_rq_wait_ns", 0) / 1e9 / mx["runtime_s"]
-    if lat.get("runtime_s"):
-        res["rqwait_lat_pct"] = 100.0 * proc.get("lat_rq_wait_ns", 0) / 1e9 / lat["runtime_s"]
-    res.update(latency_stats(lat_text))
     if "up_max_cpu_ticks" in proc and mx.get("runtime_s"):
         res["up_cpu_util_max"] = 100.0 * proc["up_max_cpu_ticks"] / clk / mx["runtime_s"]
     res["vmhwm_mib"] = proc["vmhwm_kb"] / 1024.0
     res["vmrss_after_mib"] = proc["vmrss_kb"] / 1024.0
     return res
+
+
+def one_lat_run(d, server, i, clk):
+    """One interleaved latency run: its percentiles, CPU and run-queue wait."""
+    base = os.path.join(d, "%s.l%d" % (server, i))
+    proc = read_kv(base + ".proc")
+    lat, lat_text = dnsperf_summary(base + ".lat")
+    res = {"latency_phase": lat}
+    res["server_cpu_s_latency"] = proc["lat_cpu_ticks"] / clk
+    res["rq_wait_s_latency"] = proc.get("lat_rq_wait_ns", 0) / 1e9
+    res.update(latency_stats(lat_text))
+    return res
+
+
+LAT_KEYS = ("lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us", "lat_max_us",
+            "lat_mean_us")
+
+
+def server_entry(d, s, args):
+    """rounds (throughput), latency_runs, and the metrics: medians over the
+    rounds, each latency percentile the median over the latency runs, CPU
+    and run-queue wait at RATE summed over the server's runs / their time."""
+    rounds = [one_round(d, s, r, args.clk_tck) for r in range(args.rounds)]
+    runs = [one_lat_run(d, s, i, args.clk_tck) for i in range(args.latency_runs)]
+    metrics = {k: median_of(rounds, k) for k, *_ in METRICS
+               if not k.startswith("startup_") and k not in LAT_KEYS
+               and k not in ("cpu_util_lat", "rqwait_lat_pct")}
+    metrics["up_cpu_util_max"] = median_of(rounds, "up_cpu_util_max")
+    for k in LAT_KEYS:
+        metrics[k] = median_of(runs, k)
+    t = sum(r["latency_phase"].get("runtime_s") or 0 for r in runs)
+    if t > 0:
+        metrics["cpu_util_lat"] = 100.0 * sum(r["server_cpu_s_latency"] for r in runs) / t
+        metrics["rqwait_lat_pct"] = 100.0 * sum(r["rq_wait_s_latency"] for r in runs) / t
+    return {"metrics": metrics, "rounds": rounds, "latency_runs": runs}
 
 
 # The forwarding table: the load metrics (no start-up), then context.
@@ -228,20 +259,31 @@ def print_table(entry, cols, both, title, metrics, rate, forward=False,
                                          verdict(ratio, better))
         print(row.rstrip())
     notes = []
+    notes.append("latency rows: all servers up at once on CPU 0, alternating %s s "
+                 "runs at %s qps; each percentile is the median over a server's runs; "
+                 "CPU at that rate is over all its runs" % (
+                     entry["latency_run_s"], "{:,}".format(rate)))
     for c in cols:
-        for r, rd in enumerate(entry["servers"][c]["rounds"]):
-            for phase in ("throughput_phase", "latency_phase"):
+        runs = entry["servers"][c]["latency_runs"]
+        for label, phase, lst in (("round", "throughput_phase",
+                                   entry["servers"][c]["rounds"]),
+                                  ("latency run", "latency_phase", runs)):
+            for r, rd in enumerate(lst):
                 ph = rd[phase]
                 codes = ph.get("rcodes", {})
                 other = {k: v for k, v in codes.items() if k != "NOERROR"}
                 if ph.get("lost") or other:
-                    notes.append("%s round %d %s: %d lost, other rcodes %s"
-                                 % (c, r + 1, phase.split("_")[0], ph.get("lost", 0),
-                                    other or "none"))
+                    notes.append("%s %s %d: %d lost, other rcodes %s"
+                                 % (c, label, r + 1, ph.get("lost", 0), other or "none"))
+        for r, rd in enumerate(runs):
             got = rd["latency_phase"].get("qps")
             if got is not None and got < 0.95 * rate:
-                notes.append("%s round %d: latency phase reached only %.0f of %d qps"
+                notes.append("%s latency run %d reached only %.0f of %d qps"
                              % (c, r + 1, got, rate))
+        notes.append("%s p50/p99/p99.9 per latency run (us): %s" % (c, ", ".join(
+            "/".join(fmt("{:.0f}", rd.get(k)) for k in ("lat_p50_us", "lat_p99_us",
+                                                          "lat_p999_us"))
+            for rd in runs)))
         shares = [rd.get("cpu_util_max") for rd in entry["servers"][c]["rounds"]]
         share = entry["servers"][c]["metrics"].get("cpu_util_max")
         if share is not None and round(share) < 90:
@@ -273,14 +315,16 @@ def print_table(entry, cols, both, title, metrics, rate, forward=False,
         notes.insert(0, "every query is a distinct name neither server knows; both forward "
                         "it to the same dnsmasq (--address=/miss.example/, cache off) on "
                         "CPU 1, which dnsperf shares; the server under test is alone on "
-                        "CPU 0; qps counts forwarded queries answered")
+                        "CPU 0 in the throughput phase; qps counts forwarded queries "
+                        "answered")
     elif forward:
         notes.insert(0, "%s distinct names neither server knows, repeated; both forward "
                         "them to the same dnsmasq (--address=/miss.example/, TTL 3600, "
                         "cache off) on CPU 1 and cache the answers (dnsproxy --cache-size "
                         "10000 capped at 300 s, dnsmasq --cache-size=10000); the warm-up "
                         "fills both caches, so the measured phases are cache hits; the "
-                        "server under test is alone on CPU 0" % "{:,}".format(cache_names))
+                        "server under test is alone on CPU 0 in the throughput phase"
+                        % "{:,}".format(cache_names))
     if both:
         notes.insert(0, "ratio = dnsproxy / dnsmasq; 'better' says which direction wins "
                         "(above 1 for 'higher', below 1 for 'lower'); within 5% = about equal")
@@ -346,6 +390,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--duration", type=int, required=True)
     ap.add_argument("--rate", type=int, required=True)
+    ap.add_argument("--latency-runs", type=int, required=True)
+    ap.add_argument("--latency-duration", type=int, required=True)
     ap.add_argument("--clients", type=int, required=True)
     ap.add_argument("--outstanding", type=int, required=True)
     ap.add_argument("--clk-tck", type=int, default=100)
@@ -378,9 +424,14 @@ def main():
         "duration_s": args.duration,
         "rate_qps": args.rate,
         "rounds": args.rounds,
+        "latency_runs": args.latency_runs,
+        "latency_run_s": args.latency_duration,
+        "latency_method": "all servers up at once, each pinned to CPU 0; alternating "
+                          "latency runs; per-server median of each percentile over its runs",
         "dnsperf_clients": args.clients,
         "dnsperf_outstanding": args.outstanding,
-        "pinning": "server on CPU 0, dnsperf and probes on CPU 1 (and the forwarding "
+        "pinning": "servers on CPU 0 (alone in the throughput phase, together in the "
+                   "latency runs), dnsperf and probes on CPU 1 (and the forwarding "
                    "run's upstream dnsmasq)",
         "forward_rate_qps": args.forward_rate,
         "cache_rate_qps": args.cache_rate,
@@ -391,13 +442,12 @@ def main():
     for n in sizes:
         d = os.path.join(args.tmp, str(n))
         entry = {"table": json.load(open(os.path.join(d, "meta.json"))), "servers": {}}
+        entry["latency_run_s"] = args.latency_duration
         for s in servers:
-            rounds = [one_round(d, s, r, args.clk_tck) for r in range(args.rounds)]
+            se = server_entry(d, s, args)
+            metrics = se["metrics"]
+            metrics.pop("up_cpu_util_max", None)
             startup = json.load(open(os.path.join(d, "%s.startup.json" % s)))
-            metrics = {k: median_of(rounds, k) for k, *_ in METRICS
-                       if not k.startswith("startup_")}
-            for k in ("lat_p90_us", "lat_max_us", "lat_mean_us"):
-                metrics[k] = median_of(rounds, k)
             for k, src in (("startup_ms", "wall_ms"), ("startup_cpu_ms", "cpu_ms"),
                            ("startup_rqwait_ms", "rqwait_ms")):
                 metrics[k] = statistics.median(startup[src]) if startup[src] else None
@@ -413,7 +463,8 @@ def main():
                 metrics["startup_pb_ms"] = metrics["startup_ms"]
                 metrics["startup_pb_cpu_ms"] = metrics["startup_cpu_ms"]
             entry["servers"][s] = {"metrics": metrics, "startup_samples": startup,
-                                   "rounds": rounds}
+                                   "rounds": se["rounds"],
+                                   "latency_runs": se["latency_runs"]}
             if pb is not None:
                 entry["servers"][s]["startup_pb_samples"] = pb
         if both:
@@ -431,12 +482,9 @@ def main():
             continue
         d = os.path.join(args.tmp, dirname)
         entry = {"inputs": json.load(open(os.path.join(d, "meta.json"))),
-                 "servers": {}}
+                 "latency_run_s": args.latency_duration, "servers": {}}
         for s in servers:
-            rounds = [one_round(d, s, r, args.clk_tck) for r in range(args.rounds)]
-            entry["servers"][s] = {"metrics": {k: median_of(rounds, k)
-                                               for k, *_ in FWD_METRICS},
-                                   "rounds": rounds}
+            entry["servers"][s] = server_entry(d, s, args)
         if both:
             a = entry["servers"]["dnsproxy"]["metrics"]
             b = entry["servers"]["dnsmasq"]["metrics"]
