@@ -38,8 +38,8 @@ usage() {
 	cat <<EOF
 usage: $0 [options]
   --services LIST       table sizes, comma-separated (default $SERVICES)
-  --duration SECONDS    length of each load phase (default $DURATION)
-  --rate QPS            steady rate of the latency phase (default $RATE)
+  --duration SECONDS    length of each throughput phase (default $DURATION)
+  --rate QPS            steady rate of the latency runs (default $RATE)
   --quick               smoke run: 1000 services, 3 s phases, 1 round,
                         3 start-ups (options after --quick override it)
   --out FILE            also write the results as JSON to FILE
