@@ -215,34 +215,22 @@ agent_table_json(const struct nds_table *t, const struct agent_table_meta *m,
 
 /* ---- /debug/ndsz ------------------------------------------------------- */
 
-/* One NameTable entry; the strings belong to the table. */
+/* One NameTable entry: its key (owned by the table) and index. */
 struct ndsz_ent {
 	const char *key;
-	struct nds_nameinfo in;
+	size_t idx;
 };
 
 /* State of the merge of the NameTable keys and the generated names. */
 struct ndsz {
 	struct jbuf b;
-	struct ndsz_ent *ents; /* NameTable entries, sorted by key */
-	size_t n, next;        /* entries; the next one to write */
-	size_t cap;            /* entries allocated */
-	char name[256];        /* generated name being written, or "" */
-	int skip;              /* it is also a key: the key's entry wins */
+	const struct nds_nametable *nt; /* the table's NameTable */
+	struct ndsz_ent *ents;          /* NameTable entries, sorted by key */
+	size_t n, next;                 /* entries; the next one to write */
+	size_t cap;                     /* entries allocated */
+	char name[256]; /* generated name being written, or "" */
+	int skip;       /* it is also a key: the key's entry wins */
 };
-
-static int
-ndsz_collect(const char *key, const struct nds_nameinfo *in, void *arg)
-{
-	struct ndsz *z = arg;
-
-	if (z->n == z->cap)
-		return -ENOMEM; /* more keys than nds_nametable_count() */
-	z->ents[z->n].key = key;
-	z->ents[z->n].in = *in;
-	z->n++;
-	return 0;
-}
 
 static int
 ndsz_cmp(const void *a, const void *b)
@@ -275,15 +263,16 @@ ndsz_key(struct ndsz *z, const char *key)
 	jb_lit(&z->b, ":{");
 }
 
-/* One NameTable entry in the proto3 JSON mapping: empty fields left out. */
-static void
-ndsz_entry(struct ndsz *z, const struct ndsz_ent *e)
+/* One NameTable entry in the proto3 JSON mapping: empty fields left out
+ * (an nds_nametable_get() callback). */
+static int
+ndsz_entry(const char *key, const struct nds_nameinfo *in, void *arg)
 {
-	const struct nds_nameinfo *in = &e->in;
+	struct ndsz *z = arg;
 	struct jbuf *b = &z->b;
 	size_t start;
 
-	ndsz_key(z, e->key);
+	ndsz_key(z, key);
 	start = b->len;
 	if (in->nips > 0)
 		ndsz_strv(b, "\"ips\":", in->ips, in->nips);
@@ -306,6 +295,7 @@ ndsz_entry(struct ndsz *z, const struct ndsz_ent *e)
 		    b->len > start ? ",\"altHosts\":" : "\"altHosts\":",
 		    in->alt_hosts, in->nalt);
 	jb_lit(b, "}");
+	return b->oom ? -ENOMEM : 0;
 }
 
 /* Closes the generated entry being written, if any. */
@@ -324,7 +314,9 @@ ndsz_keys_before(struct ndsz *z, const char *key)
 	for (; z->next < z->n &&
 	       (key == NULL || strcmp(z->ents[z->next].key, key) < 0);
 	     z->next++)
-		ndsz_entry(z, &z->ents[z->next]);
+		if (nds_nametable_get(z->nt, z->ents[z->next].idx, ndsz_entry,
+		        z) != 0)
+			z->b.oom = 1;
 }
 
 /*
@@ -367,20 +359,21 @@ agent_ndsz_json(const struct nds_table *t)
 	int rc = 0;
 
 	memset(&z, 0, sizeof(z));
+	z.nt = nt;
 	z.cap = nds_nametable_count(nt);
 	if (z.cap > 0 && (z.ents = calloc(z.cap, sizeof(*z.ents))) == NULL)
 		return NULL;
-	if (nt != NULL)
-		rc = nds_nametable_foreach(nt, ndsz_collect, &z);
-	if (rc == 0) {
-		if (z.n > 0)
-			qsort(z.ents, z.n, sizeof(*z.ents), ndsz_cmp);
-		jb_lit(&z.b, "{\"table\":{");
-		if (t != NULL)
-			rc = nds_table_foreach_record(t, NULL, ndsz_record, &z);
-		ndsz_end_name(&z);
-		ndsz_keys_before(&z, NULL);
+	for (; z.n < z.cap; z.n++) {
+		z.ents[z.n].key = nds_nametable_key(nt, z.n);
+		z.ents[z.n].idx = z.n;
 	}
+	if (z.n > 0)
+		qsort(z.ents, z.n, sizeof(*z.ents), ndsz_cmp);
+	jb_lit(&z.b, "{\"table\":{");
+	if (t != NULL)
+		rc = nds_table_foreach_record(t, NULL, ndsz_record, &z);
+	ndsz_end_name(&z);
+	ndsz_keys_before(&z, NULL);
 	if (rc != 0)
 		z.b.oom = 1;
 	else if (z.b.p != NULL && z.b.p[z.b.len - 1] == '{') {

@@ -72,11 +72,24 @@ void nds_nametable_destroy(struct nds_nametable *nt);
 /*
  * Calls fn once per key, in insertion order (a replaced key keeps its first
  * place), with the entry as nds_nametable_add() took it: no NULL strings,
- * nips ips and nalt alt_hosts.  The key and every pointer in info stay
- * valid until nt is changed or destroyed; info itself only for the call.
- * A nonzero return from fn stops the walk and is returned; else 0.
+ * nips ips and nalt alt_hosts (an address comes back in inet_ntop() form
+ * when it was pushed so, which is how it is stored; any other text comes
+ * back as it was).  The key stays valid until nt is changed or destroyed
+ * (see nds_nametable_key()); info and what it points to only for the
+ * call.  A nonzero return from fn stops the walk and is returned; else 0
+ * or -ENOMEM.
  */
 int nds_nametable_foreach(const struct nds_nametable *nt,
+    int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
+    void *arg);
+
+/* The key of entry i (insertion order, i < count), valid until nt is
+ * changed or destroyed; NULL if there is none. */
+const char *nds_nametable_key(const struct nds_nametable *nt, size_t i);
+
+/* fn for entry i alone, as nds_nametable_foreach() calls it: fn's return,
+ * -EINVAL (no such entry) or -ENOMEM. */
+int nds_nametable_get(const struct nds_nametable *nt, size_t i,
     int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
     void *arg);
 

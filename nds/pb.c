@@ -429,31 +429,12 @@ out:
 
 /* ---- encoder ----------------------------------------------------------- */
 
-/* One entry to encode. */
+/* One entry to encode: its key and index; entries are sorted by key. */
 struct pb_ent {
 	const char *key;
-	struct nds_nameinfo in; /* pointers into the nametable */
-	size_t vlen;            /* encoded NameInfo bytes */
+	size_t idx;  /* in the NameTable */
+	size_t vlen; /* encoded NameInfo bytes */
 };
-
-struct pb_ents {
-	struct pb_ent *v;
-	size_t n;
-	size_t cap;
-};
-
-static int
-ent_collect(const char *key, const struct nds_nameinfo *in, void *arg)
-{
-	struct pb_ents *l = arg;
-
-	if (l->n == l->cap)
-		return -EINVAL; /* the count changed under us */
-	l->v[l->n].key = key;
-	l->v[l->n].in = *in;
-	l->n++;
-	return 0;
-}
 
 static int
 ent_cmp(const void *a, const void *b)
@@ -538,59 +519,84 @@ put_str(uint8_t *p, uint8_t tag, const char *s, int repeated)
 	return p + n;
 }
 
-static uint8_t *
-put_entry(uint8_t *p, const struct pb_ent *e)
+/* The entry being sized or written (nds_nametable_get() callbacks). */
+struct pb_enc {
+	struct pb_ent *e;
+	size_t *total; /* sizing: the output so far */
+	uint8_t *p;    /* writing: where the entry goes */
+};
+
+static int
+ent_size(const char *key, const struct nds_nameinfo *in, void *arg)
 {
+	struct pb_enc *x = arg;
+	size_t elen = 0;
+
+	if (info_size(in, &x->e->vlen) != 0 || str_add(&elen, key, 1) != 0 ||
+	    len_add(&elen, x->e->vlen) != 0 || len_add(x->total, elen) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int
+ent_put(const char *key, const struct nds_nameinfo *in, void *arg)
+{
+	struct pb_enc *x = arg;
+	uint8_t *p = x->p;
 	size_t i, elen = 0;
 
-	(void)str_add(&elen, e->key, 1);
-	(void)len_add(&elen, e->vlen);
+	(void)str_add(&elen, key, 1);
+	(void)len_add(&elen, x->e->vlen);
 	*p++ = TAG(1);
 	p = put_varint(p, elen);
-	p = put_str(p, TAG(1), e->key, 1);
+	p = put_str(p, TAG(1), key, 1);
 	*p++ = TAG(2);
-	p = put_varint(p, e->vlen);
-	for (i = 0; i < e->in.nips; i++)
-		p = put_str(p, TAG(1), e->in.ips[i], 1);
-	p = put_str(p, TAG(2), e->in.registry, 0);
-	p = put_str(p, TAG(3), e->in.shortname, 0);
-	p = put_str(p, TAG(4), e->in.ns, 0);
-	for (i = 0; i < e->in.nalt; i++)
-		p = put_str(p, TAG(5), e->in.alt_hosts[i], 1);
-	return p;
+	p = put_varint(p, x->e->vlen);
+	for (i = 0; i < in->nips; i++)
+		p = put_str(p, TAG(1), in->ips[i], 1);
+	p = put_str(p, TAG(2), in->registry, 0);
+	p = put_str(p, TAG(3), in->shortname, 0);
+	p = put_str(p, TAG(4), in->ns, 0);
+	for (i = 0; i < in->nalt; i++)
+		p = put_str(p, TAG(5), in->alt_hosts[i], 1);
+	x->p = p;
+	return 0;
 }
 
 int
 nds_pb_build(const struct nds_nametable *nt, uint8_t **out, size_t *outlen)
 {
-	struct pb_ents l = {0};
-	size_t total = 0, elen, i;
-	uint8_t *buf = NULL, *p;
+	size_t n = nds_nametable_count(nt), total = 0, i;
+	struct pb_ent *v = NULL;
+	struct pb_enc x = {NULL, &total, NULL};
+	uint8_t *buf = NULL;
 	int rc = -ENOMEM;
 
 	*out = NULL;
 	*outlen = 0;
-	l.cap = nds_nametable_count(nt);
-	if (l.cap > SIZE_MAX / sizeof(*l.v) ||
-	    (l.v = malloc((l.cap != 0 ? l.cap : 1) * sizeof(*l.v))) == NULL)
+	if (n > SIZE_MAX / sizeof(*v) ||
+	    (v = malloc((n != 0 ? n : 1) * sizeof(*v))) == NULL)
 		goto out;
-	if (nds_nametable_foreach(nt, ent_collect, &l) != 0)
-		goto out;
-	qsort(l.v, l.n, sizeof(*l.v), ent_cmp);
-	for (i = 0; i < l.n; i++) {
-		elen = 0;
-		if (info_size(&l.v[i].in, &l.v[i].vlen) != 0 ||
-		    str_add(&elen, l.v[i].key, 1) != 0 ||
-		    len_add(&elen, l.v[i].vlen) != 0 ||
-		    len_add(&total, elen) != 0)
+	for (i = 0; i < n; i++) {
+		v[i].key = nds_nametable_key(nt, i);
+		v[i].idx = i;
+	}
+	qsort(v, n, sizeof(*v), ent_cmp);
+	for (i = 0; i < n; i++) {
+		x.e = &v[i];
+		if ((rc = nds_nametable_get(nt, v[i].idx, ent_size, &x)) != 0)
 			goto out;
 	}
+	rc = -ENOMEM;
 	if ((buf = malloc(total != 0 ? total : 1)) == NULL)
 		goto out;
-	p = buf;
-	for (i = 0; i < l.n; i++)
-		p = put_entry(p, &l.v[i]);
-	if ((size_t)(p - buf) != total) {
+	x.p = buf;
+	for (i = 0; i < n; i++) {
+		x.e = &v[i];
+		if ((rc = nds_nametable_get(nt, v[i].idx, ent_put, &x)) != 0)
+			goto out;
+	}
+	if ((size_t)(x.p - buf) != total) {
 		rc = -EINVAL; /* a size pass bug; never hand out bad bytes */
 		goto out;
 	}
@@ -600,6 +606,6 @@ nds_pb_build(const struct nds_nametable *nt, uint8_t **out, size_t *outlen)
 	rc = 0;
 out:
 	free(buf);
-	free(l.v);
+	free(v);
 	return rc;
 }

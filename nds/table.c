@@ -49,12 +49,11 @@
 
 /* One NameTable entry; its strings live in the NameTable's chunks. */
 struct nt_entry {
-	const char *key;      /* then the shortname, see nt_shortname() */
-	const char **ips;     /* nips ips, then nalt alt hosts */
+	const char *key;      /* then the rest of the block, see nt_view() */
 	const char *registry; /* shared with other entries */
 	const char *ns;       /* shared with other entries */
-	uint32_t nips;
-	uint32_t nalt;
+	uint32_t nips;        /* address records */
+	uint32_t nalt;        /* alt hosts */
 };
 
 #define NT_INTERN 32 /* cached registry and namespace strings */
@@ -207,37 +206,43 @@ grow(void **p, size_t *cap, size_t need, size_t elem)
 
 /* ---- NameTable --------------------------------------------------------- */
 
-/* An entry's shortname: stored right after its key. */
-static inline const char *
-nt_shortname(const struct nt_entry *e)
-{
-	return e->key + strlen(e->key) + 1;
-}
-
 /*
- * Entries live in one array (nt->ents) and their strings in chunks that
- * never move, so the pointers nds_nametable_foreach() hands out stay
- * valid.  One block per entry: its ips and alt hosts pointer array, then
- * the strings.  Registries and namespaces repeat (a few distinct values
- * over 100k entries): a small cache hands out an earlier copy instead.
+ * Entries live in one array (nt->ents) and their bytes in chunks that
+ * never move, so keys stay put.  One block per entry, right at its key:
+ *
+ *   key NUL, flags, [shortname NUL], [registry NUL], [namespace NUL],
+ *   nips address records, nalt alt hosts (each NUL ended)
+ *
+ * An address record is a family byte and the address (4: 4 bytes, 6: 16
+ * bytes) when the text is the address's inet_ntop() form, which it almost
+ * always is; anything else (another spelling, not an address) keeps its
+ * text (0, text, NUL), so listings show what was pushed.  The shortname
+ * is left out when it is the key's first label, as Kubernetes names are;
+ * registries and namespaces repeat (a few distinct values over 100k
+ * entries), so a small cache hands out an earlier copy.  A 100k-service
+ * table costs ~40 bytes of block and 32 of entry per service.
  */
-#define NT_CHUNK (64u * 1024) /* bytes per string chunk */
+#define NT_CHUNK (64u * 1024) /* bytes per chunk */
+
+enum {
+	NT_SN = 1,  /* the shortname is in the block */
+	NT_REG = 2, /* the registry is in the block */
+	NT_NS = 4,  /* the namespace is in the block */
+};
+
+enum {
+	IP_TEXT = 0, /* text, NUL ended */
+	IP_V4 = 4,   /* 4 bytes, network order */
+	IP_V6 = 6,   /* 16 bytes */
+};
 
 struct nt_chunk {
 	struct nt_chunk *next;
 	char data[];
 };
 
-/* Rounds n up to a multiple of the pointer size; SIZE_MAX on overflow. */
-static size_t
-align_ptr(size_t n)
-{
-	size_t a = sizeof(void *);
-
-	return n > SIZE_MAX - (a - 1) ? SIZE_MAX : (n + a - 1) & ~(a - 1);
-}
-
-/* size bytes, pointer aligned, from the chunks; NULL = out of memory. */
+/* size bytes (no alignment: blocks hold bytes only) from the chunks;
+ * NULL = out of memory. */
 static void *
 nt_alloc(struct nds_nametable *nt, size_t size)
 {
@@ -245,8 +250,7 @@ nt_alloc(struct nds_nametable *nt, size_t size)
 	size_t csize;
 	void *p;
 
-	if ((size = align_ptr(size)) == SIZE_MAX ||
-	    size > SIZE_MAX - sizeof(*c))
+	if (size > SIZE_MAX - sizeof(*c))
 		return NULL;
 	if (size <= nt->left) {
 		p = nt->cur;
@@ -270,6 +274,17 @@ nt_alloc(struct nds_nametable *nt, size_t size)
 	return c->data;
 }
 
+/* Gives back the end of the last block taken, size bytes at p, of which
+ * used were used. */
+static void
+nt_trim(struct nds_nametable *nt, const char *p, size_t size, size_t used)
+{
+	if (p + size == nt->cur) {
+		nt->cur -= size - used;
+		nt->left += size - used;
+	}
+}
+
 static int
 size_add(size_t *acc, size_t n)
 {
@@ -279,30 +294,13 @@ size_add(size_t *acc, size_t n)
 	return 0;
 }
 
-static const char *
-pack_str(char **cur, const char *s)
+static char *
+put_str(char *p, const char *s)
 {
-	size_t len = strlen(s != NULL ? s : "") + 1;
-	char *p = *cur;
+	size_t len = strlen(s) + 1;
 
-	memcpy(p, s != NULL ? s : "", len);
-	*cur += len;
-	return p;
-}
-
-static int
-strv_size(size_t *acc, const char *const *v, size_t n)
-{
-	size_t i;
-
-	if (n > 0 && v == NULL)
-		return -EINVAL;
-	if (n > UINT32_MAX || size_add(acc, n * sizeof(char *)) != 0)
-		return -ENOMEM;
-	for (i = 0; i < n; i++)
-		if (size_add(acc, strlen(v[i] != NULL ? v[i] : "") + 1) != 0)
-			return -ENOMEM;
-	return 0;
+	memcpy(p, s, len);
+	return p + len;
 }
 
 /* An earlier copy of s from the cache, or NULL. */
@@ -311,7 +309,6 @@ nt_intern_get(const struct nds_nametable *nt, const char *s, size_t *slot)
 {
 	const char *c;
 
-	s = s != NULL ? s : "";
 	if (s[0] == '\0')
 		return "";
 	*slot = hash_rev(FNV_INIT, s, strlen(s)) % NT_INTERN;
@@ -319,45 +316,183 @@ nt_intern_get(const struct nds_nametable *nt, const char *s, size_t *slot)
 	return c != NULL && strcmp(c, s) == 0 ? c : NULL;
 }
 
-/* Copies key and info into the chunks; *e is the new entry. */
+/*
+ * The address record of ip text s into rec (17 bytes): its length, or 0
+ * when the text is kept.  inet_pton() is strict (no CIDR, zone or leading
+ * zeros), so an IPv4 address it takes is in inet_ntop() form already; an
+ * IPv6 one has many spellings and is checked.
+ */
+static size_t
+ip_pack(const char *s, uint8_t *rec)
+{
+	char text[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET, s, rec + 1) == 1) {
+		rec[0] = IP_V4;
+		return 5;
+	}
+	if (inet_pton(AF_INET6, s, rec + 1) == 1 &&
+	    inet_ntop(AF_INET6, rec + 1, text, sizeof(text)) != NULL &&
+	    strcmp(text, s) == 0) {
+		rec[0] = IP_V6;
+		return 17;
+	}
+	return 0;
+}
+
+/* Whether shortname sn is the first label of key (and can be left out). */
+static bool
+sn_implied(const char *key, const char *sn)
+{
+	size_t sl = strlen(sn);
+
+	return strchr(sn, '.') == NULL && strncmp(key, sn, sl) == 0 &&
+	       (key[sl] == '.' || key[sl] == '\0');
+}
+
+static int
+strv_check(const char *const *v, size_t n)
+{
+	if (n > 0 && v == NULL)
+		return -EINVAL;
+	return n > UINT32_MAX ? -ENOMEM : 0;
+}
+
+/* Copies key and info into a block; *e is the new entry. */
 static int
 nt_entry_new(struct nds_nametable *nt, const char *key,
     const struct nds_nameinfo *in, struct nt_entry *e)
 {
-	size_t size = 0, i, rslot = 0, nslot = 0;
-	const char *reg = nt_intern_get(nt, in->registry, &rslot);
-	const char *ns = nt_intern_get(nt, in->ns, &nslot);
-	const char **strs;
-	char *cur;
+	const char *sn = in->shortname != NULL ? in->shortname : "";
+	const char *regs = in->registry != NULL ? in->registry : "";
+	const char *nss = in->ns != NULL ? in->ns : "";
+	size_t size = 0, i, n, rslot = 0, nslot = 0;
+	const char *reg = nt_intern_get(nt, regs, &rslot);
+	const char *ns = nt_intern_get(nt, nss, &nslot);
+	uint8_t flags = 0, rec[17];
+	char *p;
 	int rc;
 
-	if ((rc = strv_size(&size, in->ips, in->nips)) != 0 ||
-	    (rc = strv_size(&size, in->alt_hosts, in->nalt)) != 0)
+	if ((rc = strv_check(in->ips, in->nips)) != 0 ||
+	    (rc = strv_check(in->alt_hosts, in->nalt)) != 0)
 		return rc;
-	if (size_add(&size, strlen(key) + 1) != 0 ||
-	    size_add(&size, strlen(in->shortname ? in->shortname : "") + 1) ||
-	    (reg == NULL && size_add(&size, strlen(in->registry) + 1)) ||
-	    (ns == NULL && size_add(&size, strlen(in->ns) + 1)))
+	flags |= sn_implied(key, sn) ? 0 : NT_SN;
+	flags |= reg == NULL ? NT_REG : 0;
+	flags |= ns == NULL ? NT_NS : 0;
+	if (size_add(&size, strlen(key) + 2) != 0 ||
+	    ((flags & NT_SN) && size_add(&size, strlen(sn) + 1) != 0) ||
+	    ((flags & NT_REG) && size_add(&size, strlen(regs) + 1) != 0) ||
+	    ((flags & NT_NS) && size_add(&size, strlen(nss) + 1) != 0))
 		return -ENOMEM;
-	if ((strs = nt_alloc(nt, size)) == NULL)
+	/* An address takes 17 bytes at most, or its text: bound, then give
+	 * back what the records did not use. */
+	for (i = 0; i < in->nips; i++) {
+		n = strlen(in->ips[i] != NULL ? in->ips[i] : "") + 2;
+		if (size_add(&size, n > 17 ? n : 17) != 0)
+			return -ENOMEM;
+	}
+	for (i = 0; i < in->nalt; i++)
+		if (size_add(&size,
+		        strlen(in->alt_hosts[i] != NULL ? in->alt_hosts[i]
+		                                        : "") +
+		            1) != 0)
+			return -ENOMEM;
+	if ((p = nt_alloc(nt, size)) == NULL)
 		return -ENOMEM;
-	cur = (char *)(strs + in->nips + in->nalt);
-	e->key = pack_str(&cur, key);
-	(void)pack_str(&cur, in->shortname); /* right after the key */
-	if (reg == NULL)
-		reg = nt->intern[rslot] = pack_str(&cur, in->registry);
-	if (ns == NULL)
-		ns = nt->intern[nslot] = pack_str(&cur, in->ns);
+	e->key = p;
+	p = put_str(p, key);
+	*p++ = (char)flags;
+	if (flags & NT_SN)
+		p = put_str(p, sn);
+	if (flags & NT_REG) {
+		reg = nt->intern[rslot] = p;
+		p = put_str(p, regs);
+	}
+	if (flags & NT_NS) {
+		ns = nt->intern[nslot] = p;
+		p = put_str(p, nss);
+	}
 	e->registry = reg;
 	e->ns = ns;
-	for (i = 0; i < in->nips; i++)
-		strs[i] = pack_str(&cur, in->ips[i]);
+	for (i = 0; i < in->nips; i++) {
+		const char *ip = in->ips[i] != NULL ? in->ips[i] : "";
+
+		if ((n = ip_pack(ip, rec)) != 0) {
+			memcpy(p, rec, n);
+			p += n;
+		} else {
+			*p++ = IP_TEXT;
+			p = put_str(p, ip);
+		}
+	}
 	for (i = 0; i < in->nalt; i++)
-		strs[in->nips + i] = pack_str(&cur, in->alt_hosts[i]);
-	e->ips = strs;
+		p = put_str(p,
+		    in->alt_hosts[i] != NULL ? in->alt_hosts[i] : "");
 	e->nips = (uint32_t)in->nips;
 	e->nalt = (uint32_t)in->nalt;
+	nt_trim(nt, e->key, size, (size_t)(p - e->key));
 	return 0;
+}
+
+/* Where the parts of an entry's block are. */
+struct nt_view {
+	const char *sn; /* shortname, sl bytes (not NUL ended if implied) */
+	size_t sl;
+	size_t klen;        /* strlen(key) */
+	const uint8_t *ips; /* the first address record */
+};
+
+static void
+nt_view(const struct nt_entry *e, struct nt_view *v)
+{
+	const char *p, *dot;
+	uint8_t flags;
+
+	v->klen = strlen(e->key);
+	p = e->key + v->klen + 1;
+	flags = (uint8_t)*p++;
+	if (flags & NT_SN) {
+		v->sn = p;
+		v->sl = strlen(p);
+		p += v->sl + 1;
+	} else {
+		dot = memchr(e->key, '.', v->klen);
+		v->sn = e->key;
+		v->sl = dot != NULL ? (size_t)(dot - e->key) : v->klen;
+	}
+	if (flags & NT_REG)
+		p += strlen(p) + 1;
+	if (flags & NT_NS)
+		p += strlen(p) + 1;
+	v->ips = (const uint8_t *)p;
+}
+
+/* The address record at p: its family byte, the address or text in
+ * *data, and where the next record starts. */
+static const uint8_t *
+ip_next(const uint8_t *p, uint8_t *fam, const void **data)
+{
+	*fam = p[0];
+	*data = p + 1;
+	if (*fam == IP_V4)
+		return p + 5;
+	if (*fam == IP_V6)
+		return p + 17;
+	return p + 1 + strlen((const char *)p + 1) + 1;
+}
+
+/* The first alt host of e (after its address records). */
+static const char *
+nt_alts(const struct nt_entry *e, const struct nt_view *v)
+{
+	const uint8_t *p = v->ips;
+	const void *data;
+	uint8_t fam;
+	uint32_t i;
+
+	for (i = 0; i < e->nips; i++)
+		p = ip_next(p, &fam, &data);
+	return (const char *)p;
 }
 
 int
@@ -365,6 +500,67 @@ nds_nametable_create(struct nds_nametable **out)
 {
 	if ((*out = calloc(1, sizeof(**out))) == NULL)
 		return -ENOMEM;
+	return 0;
+}
+/* Scratch space for the NameInfo views handed out: pointers, then text. */
+struct nt_scratch {
+	char *buf;
+	size_t cap;
+};
+
+/* The NameInfo of e as nds_nametable_add() took it, its text in sc. */
+static int
+nt_info(const struct nt_entry *e, struct nt_scratch *sc,
+    struct nds_nameinfo *in)
+{
+	size_t nptr = (size_t)e->nips + e->nalt, need, i;
+	const uint8_t *p;
+	const void *data;
+	struct nt_view v;
+	const char **ptrs;
+	char *text, *np;
+	uint8_t fam;
+
+	nt_view(e, &v);
+	if (nptr > SIZE_MAX / (sizeof(char *) + INET6_ADDRSTRLEN) - v.sl - 1)
+		return -ENOMEM;
+	need = nptr * sizeof(char *) + (size_t)e->nips * INET6_ADDRSTRLEN +
+	       v.sl + 1;
+	if (need > sc->cap) {
+		if ((np = realloc(sc->buf, need)) == NULL)
+			return -ENOMEM;
+		sc->buf = np;
+		sc->cap = need;
+	}
+	ptrs = (const char **)(void *)sc->buf;
+	text = sc->buf + nptr * sizeof(char *);
+	memcpy(text, v.sn, v.sl);
+	text[v.sl] = '\0';
+	in->shortname = text;
+	text += v.sl + 1;
+	for (i = 0, p = v.ips; i < e->nips; i++) {
+		p = ip_next(p, &fam, &data);
+		if (fam == IP_TEXT) {
+			ptrs[i] = data;
+			continue;
+		}
+		/* Cannot fail: the buffer fits any address. */
+		if (inet_ntop(fam == IP_V4 ? AF_INET : AF_INET6, data, text,
+		        INET6_ADDRSTRLEN) == NULL)
+			return -EINVAL;
+		ptrs[i] = text;
+		text += strlen(text) + 1;
+	}
+	for (i = 0; i < e->nalt; i++) {
+		ptrs[e->nips + i] = (const char *)p;
+		p += strlen((const char *)p) + 1;
+	}
+	in->ips = ptrs;
+	in->nips = e->nips;
+	in->alt_hosts = ptrs + e->nips;
+	in->nalt = e->nalt;
+	in->registry = e->registry;
+	in->ns = e->ns;
 	return 0;
 }
 
@@ -471,23 +667,39 @@ nds_nametable_foreach(const struct nds_nametable *nt,
     int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
     void *arg)
 {
+	struct nt_scratch sc = {NULL, 0};
+	struct nds_nameinfo in;
 	size_t i;
+	int rc = 0;
+
+	for (i = 0; nt != NULL && i < nt->n && rc == 0; i++)
+		if ((rc = nt_info(&nt->ents[i], &sc, &in)) == 0)
+			rc = fn(nt->ents[i].key, &in, arg);
+	free(sc.buf);
+	return rc;
+}
+
+const char *
+nds_nametable_key(const struct nds_nametable *nt, size_t i)
+{
+	return nt != NULL && i < nt->n ? nt->ents[i].key : NULL;
+}
+
+int
+nds_nametable_get(const struct nds_nametable *nt, size_t i,
+    int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
+    void *arg)
+{
+	struct nt_scratch sc = {NULL, 0};
+	struct nds_nameinfo in;
 	int rc;
 
-	for (i = 0; nt != NULL && i < nt->n; i++) {
-		const struct nt_entry *e = &nt->ents[i];
-		struct nds_nameinfo in = {.ips = e->ips,
-		    .nips = e->nips,
-		    .registry = e->registry,
-		    .shortname = nt_shortname(e),
-		    .ns = e->ns,
-		    .alt_hosts = e->ips + e->nips,
-		    .nalt = e->nalt};
-
-		if ((rc = fn(e->key, &in, arg)) != 0)
-			return rc;
-	}
-	return 0;
+	if (nt == NULL || i >= nt->n)
+		return -EINVAL;
+	if ((rc = nt_info(&nt->ents[i], &sc, &in)) == 0)
+		rc = fn(nt->ents[i].key, &in, arg);
+	free(sc.buf);
+	return rc;
 }
 
 void
@@ -642,16 +854,23 @@ static int
 entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
 {
 	struct nds_addrset s = {.v4 = (uint32_t)t->n4, .v6 = (uint32_t)t->n6};
-	uint8_t a[16];
+	const uint8_t *p;
+	const void *data;
+	struct nt_view v;
+	uint8_t a[16], fam;
 	size_t i;
 	int rc = 0;
 
 	*out = NONE;
-	for (i = 0; i < e->nips && rc == 0; i++) {
-		/* inet_pton is strict: no CIDR, zone, or leading zeros. */
-		if (inet_pton(AF_INET, e->ips[i], a) == 1)
-			rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, a, 0, 1);
-		else if (inet_pton(AF_INET6, e->ips[i], a) == 1)
+	nt_view(e, &v);
+	for (i = 0, p = v.ips; i < e->nips && rc == 0; i++) {
+		p = ip_next(p, &fam, &data);
+		if (fam == IP_V4)
+			rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, data, 0, 1);
+		else if (fam == IP_V6)
+			rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, data, 0, 1);
+		/* Another spelling of an address still counts. */
+		else if (inet_pton(AF_INET6, data, a) == 1)
 			rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, a, 0, 1);
 	}
 	if (rc != 0)
@@ -756,11 +975,16 @@ emit(struct build *b, name_fn fn, enum name_kind kind, const struct part *p,
 static int
 entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
-	struct part p[3] = {{nt_shortname(e), strlen(nt_shortname(e))},
-	    {e->ns, strlen(e->ns)}, {b->part0, strlen(b->part0)}};
+	struct nt_view v;
+	struct part p[3];
+	const char *alt;
 	size_t i;
 	int rc = 0;
 
+	nt_view(e, &v);
+	p[0] = (struct part){v.sn, v.sl};
+	p[1] = (struct part){e->ns, strlen(e->ns)};
+	p[2] = (struct part){b->part0, strlen(b->part0)};
 	/* A canonical entry's short forms are derived from its FQDN. */
 	if (!b->canon && b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
 		if ((rc = emit(b, fn, NAME_SHORT, p, 2)) != 0 ||
@@ -769,10 +993,11 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 		    (rc = emit(b, fn, NAME_SHORT, p, 3)) != 0)
 			return rc;
 	}
+	alt = e->nalt > 0 ? nt_alts(e, &v) : NULL;
 	for (i = 0; i < e->nalt && rc == 0; i++) {
-		struct part a = {
-		    e->ips[e->nips + i], strlen(e->ips[e->nips + i])};
+		struct part a = {alt, strlen(alt)};
 
+		alt += a.len + 1;
 		/* "" would name the root and "x." gives "x..": not names. */
 		if (a.len > 0 && a.s[a.len - 1] != '.')
 			rc = emit(b, fn, NAME_ALT, &a, 1);
@@ -824,9 +1049,13 @@ canon_label(const char *s, size_t len, bool star)
 static bool
 entry_canonical(const struct build *b, const struct nt_entry *e)
 {
-	const char *k = e->key, *sn = nt_shortname(e);
-	size_t sl = strlen(sn), nl = strlen(e->ns), kl, i;
+	const char *k = e->key, *sn;
+	size_t sl, nl = strlen(e->ns), kl, i;
+	struct nt_view v;
 
+	nt_view(e, &v);
+	sn = v.sn;
+	sl = v.sl;
 	if (b->pdlen == 0 || b->ns[0] == '\0' || !canon_label(sn, sl, false) ||
 	    !canon_label(e->ns, nl, true))
 		return false;
@@ -1384,18 +1613,24 @@ table_free(struct nds_table *t)
 /*
  * The NameTable stays with the table for /debug/ndsz, read-only (nothing
  * is added to it again): its key index and key hashes are only needed to
- * add keys, so they go, and so does the slack of the entry array.
+ * add keys, so they go before the build allocates (nt_unindex()), and the
+ * slack of the entry array after (nt_keep()).
  */
 static void
-nt_keep(struct nds_nametable *nt)
+nt_unindex(struct nds_nametable *nt)
 {
-	void *p;
-
 	free(nt->idx);
 	nt->idx = NULL;
 	nt->nslots = 0;
 	free(nt->hashes);
 	nt->hashes = NULL;
+}
+
+static void
+nt_keep(struct nds_nametable *nt)
+{
+	void *p;
+
 	if (nt->n > 0 && nt->n < nt->cap &&
 	    (p = realloc(nt->ents, nt->n * sizeof(*nt->ents))) != NULL) {
 		nt->ents = p;
@@ -1445,6 +1680,8 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	}
 	if ((b.t = calloc(1, sizeof(*b.t))) == NULL)
 		goto fail;
+	/* Its index goes first: the build has its own. */
+	nt_unindex(nt);
 	b.t->refs = 1;
 	b.t->ttl = o->ttl;
 	b.t->entries = nt->n;

@@ -773,6 +773,99 @@ test_invalid_ips_are_dropped(void **state)
 	nds_table_unref(t);
 }
 
+/* One entry as nds_nametable_foreach() hands it back, as text. */
+static int
+entry_text(const char *key, const struct nds_nameinfo *in, void *arg)
+{
+	char *out = arg;
+	size_t o = strlen(out), i;
+
+	o += (size_t)snprintf(out + o, 1024 - o,
+	    "%s reg=%s sn=%s ns=%s ips=", key, in->registry, in->shortname,
+	    in->ns);
+	for (i = 0; i < in->nips; i++)
+		o += (size_t)snprintf(out + o, 1024 - o, "%s[%s]",
+		    i > 0 ? "," : "", in->ips[i]);
+	o += (size_t)snprintf(out + o, 1024 - o, " alt=");
+	for (i = 0; i < in->nalt; i++)
+		o += (size_t)snprintf(out + o, 1024 - o, "%s[%s]",
+		    i > 0 ? "," : "", in->alt_hosts[i]);
+	snprintf(out + o, 1024 - o, "\n");
+	return 0;
+}
+
+/*
+ * The NameTable keeps addresses in binary form and leaves out a shortname
+ * that is the key's first label, yet hands back exactly what was added:
+ * every other spelling of an address, and anything that is not one, as
+ * text; a dotted shortname or one that differs from the key as given.
+ */
+static void
+test_nametable_hands_back_what_was_added(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	char got[1024] = "", one[1024] = "";
+	uint8_t *pb;
+	size_t pblen;
+	struct nds_nametable *back;
+	char again[1024] = "";
+
+	(void)state;
+	add(nt, "web.ns1.svc.cluster.local", "Kubernetes", "web", "ns1",
+	    LIST("10.0.0.1", "2001:db8::1", "2001:DB8:0::1", "01.2.3.4", "",
+	        "::ffff:1.2.3.4", "x"),
+	    LIST("web.alt", ""));
+	add(nt, "mysql-0.mysql.ns1.svc.cluster.local", "Kubernetes",
+	    "mysql-0.mysql", "ns1", LIST("10.0.0.2"), NOALT);
+	add(nt, "Web.ns2.svc.cluster.local", "Kubernetes", "web", "ns2",
+	    LIST("10.0.0.3"), NOALT);
+	add(nt, "nodot", "External", "nodot", NULL, NOALT, NOALT);
+	add(nt, "other.example", "External", "o", "weird-ns", LIST("::1"),
+	    NOALT);
+	assert_int_equal(nds_nametable_foreach(nt, entry_text, got), 0);
+	assert_string_equal(got,
+	    "web.ns1.svc.cluster.local reg=Kubernetes sn=web ns=ns1 "
+	    "ips=[10.0.0.1],[2001:db8::1],[2001:DB8:0::1],[01.2.3.4],[],"
+	    "[::ffff:1.2.3.4],[x] alt=[web.alt],[]\n"
+	    "mysql-0.mysql.ns1.svc.cluster.local reg=Kubernetes "
+	    "sn=mysql-0.mysql ns=ns1 ips=[10.0.0.2] alt=\n"
+	    "Web.ns2.svc.cluster.local reg=Kubernetes sn=web ns=ns2 "
+	    "ips=[10.0.0.3] alt=\n"
+	    "nodot reg=External sn=nodot ns= ips= alt=\n"
+	    "other.example reg=External sn=o ns=weird-ns ips=[::1] alt=\n");
+	/* One entry by index; its key stays put. */
+	assert_string_equal(nds_nametable_key(nt, 4), "other.example");
+	assert_null(nds_nametable_key(nt, 5));
+	assert_int_equal(nds_nametable_get(nt, 4, entry_text, one), 0);
+	assert_string_equal(one,
+	    "other.example reg=External sn=o ns=weird-ns ips=[::1] alt=\n");
+	assert_int_equal(nds_nametable_get(nt, 5, entry_text, one), -EINVAL);
+	/* The protobuf encoding carries the same text. */
+	assert_int_equal(nds_pb_build(nt, &pb, &pblen), 0);
+	assert_int_equal(nds_pb_parse(pb, pblen, &back, NULL, 0), 0);
+	assert_int_equal(nds_nametable_foreach(back, entry_text, again), 0);
+	assert_int_equal(strlen(again), strlen(got));
+	free(pb);
+	nds_nametable_destroy(back);
+	nds_nametable_destroy(nt);
+}
+
+/* The other spelling of an IPv6 address still answers. */
+static void
+test_any_spelling_of_an_address_answers(void **state)
+{
+	struct nds_nametable *nt = nametable();
+	struct nds_table *t;
+
+	(void)state;
+	add(nt, "v6.example", "External", NULL, NULL,
+	    LIST("2001:DB8:0::1", "2001:db8::2"), NOALT);
+	t = build(nt, "ns1", "ns1.svc.cluster.local", "");
+	expect(t, "v6.example.",
+	    "a= aaaa=2001:db8::1,2001:db8::2 origin=v6.example");
+	nds_table_unref(t);
+}
+
 static void
 test_entry_without_valid_ip_is_skipped(void **state)
 {
@@ -1231,6 +1324,8 @@ main(void)
 	    cmocka_unit_test(test_keys_and_names_are_lower_cased),
 	    cmocka_unit_test(test_duplicate_key_last_wins),
 	    cmocka_unit_test(test_nametable_rejects_empty_key),
+	    cmocka_unit_test(test_nametable_hands_back_what_was_added),
+	    cmocka_unit_test(test_any_spelling_of_an_address_answers),
 	    cmocka_unit_test(test_many_entries_grow_the_indexes),
 	    cmocka_unit_test(test_empty_table_knows_nothing),
 	    cmocka_unit_test(test_lookup_bounds),
