@@ -217,7 +217,8 @@ agent_table_json(const struct nds_table *t, const struct agent_table_meta *m,
 
 /* One NameTable entry: its key (owned by the table) and index. */
 struct ndsz_ent {
-	const char *key;
+	const char *key; /* klen bytes, not NUL ended */
+	size_t klen;
 	size_t idx;
 };
 
@@ -232,11 +233,21 @@ struct ndsz {
 	int skip;       /* it is also a key: the key's entry wins */
 };
 
+/* strcmp() order of entry e's key and name (NUL ended). */
+static int
+ndsz_keycmp(const struct ndsz_ent *e, const char *name, size_t nlen)
+{
+	int c = memcmp(e->key, name, e->klen < nlen ? e->klen : nlen);
+
+	return c != 0 ? c : (e->klen > nlen) - (e->klen < nlen);
+}
+
 static int
 ndsz_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct ndsz_ent *)a)->key,
-	    ((const struct ndsz_ent *)b)->key);
+	const struct ndsz_ent *y = b;
+
+	return ndsz_keycmp(a, y->key, y->klen);
 }
 
 static void
@@ -311,8 +322,8 @@ ndsz_end_name(struct ndsz *z)
 static void
 ndsz_keys_before(struct ndsz *z, const char *key)
 {
-	for (; z->next < z->n &&
-	       (key == NULL || strcmp(z->ents[z->next].key, key) < 0);
+	for (; z->next < z->n && (key == NULL || ndsz_keycmp(&z->ents[z->next],
+	                                             key, strlen(key)) < 0);
 	     z->next++)
 		if (nds_nametable_get(z->nt, z->ents[z->next].idx, ndsz_entry,
 		        z) != 0)
@@ -338,8 +349,8 @@ ndsz_record(const struct nds_record *r, void *arg)
 		n = snprintf(z->name, sizeof(z->name), "%s", r->name);
 		if (n < 0 || (size_t)n >= sizeof(z->name))
 			return -ENAMETOOLONG; /* broken invariant */
-		z->skip = z->next < z->n &&
-		          strcmp(z->ents[z->next].key, r->name) == 0;
+		z->skip = z->next < z->n && ndsz_keycmp(&z->ents[z->next],
+		                                r->name, strlen(r->name)) == 0;
 		if (z->skip)
 			return z->b.oom ? -ENOMEM : 0;
 		ndsz_key(z, r->name);
@@ -364,7 +375,7 @@ agent_ndsz_json(const struct nds_table *t)
 	if (z.cap > 0 && (z.ents = calloc(z.cap, sizeof(*z.ents))) == NULL)
 		return NULL;
 	for (; z.n < z.cap; z.n++) {
-		z.ents[z.n].key = nds_nametable_key(nt, z.n);
+		z.ents[z.n].key = nds_nametable_key(nt, z.n, &z.ents[z.n].klen);
 		z.ents[z.n].idx = z.n;
 	}
 	if (z.n > 0)

@@ -83,9 +83,10 @@ int nds_nametable_foreach(const struct nds_nametable *nt,
     int (*fn)(const char *key, const struct nds_nameinfo *info, void *arg),
     void *arg);
 
-/* The key of entry i (insertion order, i < count), valid until nt is
- * changed or destroyed; NULL if there is none. */
-const char *nds_nametable_key(const struct nds_nametable *nt, size_t i);
+/* The key of entry i (insertion order, i < count): *len bytes, not NUL
+ * ended, valid until nt is changed or destroyed; NULL if there is none. */
+const char *nds_nametable_key(const struct nds_nametable *nt, size_t i,
+    size_t *len);
 
 /* fn for entry i alone, as nds_nametable_foreach() calls it: fn's return,
  * -EINVAL (no such entry) or -ENOMEM. */
@@ -185,7 +186,9 @@ struct nds_answer {
 	uint32_t n4;
 	const uint8_t *v6; /* n6 IPv6 addresses, 16 bytes each */
 	uint32_t n6;
-	const char *origin; /* NameTable key the address records came from */
+	const char *origin; /* NameTable key the address records came from,
+	                     * origin_len bytes (not NUL ended) */
+	size_t origin_len;
 };
 
 /*

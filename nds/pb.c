@@ -431,16 +431,20 @@ out:
 
 /* One entry to encode: its key and index; entries are sorted by key. */
 struct pb_ent {
-	const char *key;
+	const char *key; /* klen bytes, not NUL ended */
+	size_t klen;
 	size_t idx;  /* in the NameTable */
 	size_t vlen; /* encoded NameInfo bytes */
 };
 
+/* Bytewise, as strcmp() orders the keys. */
 static int
 ent_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct pb_ent *)a)->key,
-	    ((const struct pb_ent *)b)->key);
+	const struct pb_ent *x = a, *y = b;
+	int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+
+	return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
 static size_t
@@ -578,7 +582,7 @@ nds_pb_build(const struct nds_nametable *nt, uint8_t **out, size_t *outlen)
 	    (v = malloc((n != 0 ? n : 1) * sizeof(*v))) == NULL)
 		goto out;
 	for (i = 0; i < n; i++) {
-		v[i].key = nds_nametable_key(nt, i);
+		v[i].key = nds_nametable_key(nt, i, &v[i].klen);
 		v[i].idx = i;
 	}
 	qsort(v, n, sizeof(*v), ent_cmp);

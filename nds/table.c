@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "nds/nds.h"
 #include "nds/nds_impl.h"
@@ -47,30 +48,29 @@
 #define FNV_INIT 2166136261u
 #define FNV_PRIME 16777619u
 
-/* One NameTable entry; its strings live in the NameTable's chunks. */
+/* One NameTable entry: offsets into the NameTable's area. */
 struct nt_entry {
-	const char *key;      /* then the rest of the block, see nt_view() */
-	const char *registry; /* shared with other entries */
-	const char *ns;       /* shared with other entries */
-	uint32_t nips;        /* address records */
-	uint32_t nalt;        /* alt hosts */
+	uint32_t off;  /* its block, see nt_view() */
+	uint32_t reg;  /* registry (0: "") */
+	uint32_t ns;   /* namespace (0: "") */
+	uint32_t nips; /* address records */
+	uint32_t nalt; /* alt hosts */
 };
 
 #define NT_INTERN 32 /* cached registry and namespace strings */
 
-struct nt_chunk;
-
 struct nds_nametable {
 	struct nt_entry *ents; /* n entries in insertion order */
 	size_t n;
-	size_t cap;              /* of ents and hashes */
-	uint32_t *hashes;        /* hash_rev() of each key, until nt_keep() */
-	uint32_t *idx;           /* open addressing: ents index + 1, 0 = free */
-	size_t nslots;           /* power of two, or 0 */
-	struct nt_chunk *chunks; /* strings; the current one first */
-	char *cur;               /* free space in the current one */
-	size_t left;             /* bytes at cur */
-	const char *intern[NT_INTERN]; /* earlier registries, namespaces */
+	size_t cap;       /* of ents and hashes */
+	uint32_t *hashes; /* hash_rev() of each key, until nt_unindex() */
+	uint32_t *idx;    /* open addressing: ents index + 1, 0 = free */
+	size_t nslots;    /* power of two, or 0 */
+	char *area;       /* the blocks (byte 0 is a NUL: ""), then the
+	                   * compiled table's own names; see area_grow() */
+	size_t used;      /* bytes of area used */
+	size_t mapped;    /* bytes of area mapped */
+	uint32_t intern[NT_INTERN]; /* earlier registries, namespaces */
 };
 
 /*
@@ -104,11 +104,11 @@ struct nds_rec {
 };
 
 struct nds_addrset {
-	uint32_t v4;        /* first address in the v4 pool */
-	uint32_t n4;        /* number of IPv4 addresses */
-	uint32_t v6;        /* first address in the v6 pool */
-	uint32_t n6;        /* number of IPv6 addresses */
-	const char *origin; /* the NameTable key (in the kept NameTable) */
+	uint32_t v4;     /* first address in the v4 pool */
+	uint32_t n4;     /* number of IPv4 addresses */
+	uint32_t v6;     /* first address in the v6 pool */
+	uint32_t n6;     /* number of IPv6 addresses */
+	uint32_t origin; /* the NameTable key: its block in the arena */
 };
 
 struct nds_table {
@@ -116,8 +116,8 @@ struct nds_table {
 	uint32_t ttl;                 /* TTL of synthesized records */
 	size_t entries;               /* NameTable keys */
 	size_t names;                 /* generated names, CNAMEs included */
-	char *arena;                  /* names and keys (keys NUL ended) */
-	size_t alen, acap;            /* bytes used, allocated */
+	const char *arena;            /* src's area: its blocks, then the
+	                               * names no block holds */
 	struct nds_rec *recs;         /* address names */
 	size_t nrecs, rcap;           /* records used, allocated */
 	uint32_t *slots;              /* hash index: record + 1, 0 = free */
@@ -207,22 +207,27 @@ grow(void **p, size_t *cap, size_t need, size_t elem)
 /* ---- NameTable --------------------------------------------------------- */
 
 /*
- * Entries live in one array (nt->ents) and their bytes in chunks that
- * never move, so keys stay put.  One block per entry, right at its key:
+ * Every byte of a NameTable lives in one area, addressed by offset; the
+ * table compiled from it appends the names it cannot share and keeps the
+ * whole (see nds_table_build()).  The area is a private anonymous mapping
+ * grown with mremap(): no copy, no moment with two areas, and the pages
+ * not yet written take no memory.  One block per entry:
  *
- *   key NUL, flags, [shortname NUL], [registry NUL], [namespace NUL],
+ *   key ".", NUL, flags, [shortname NUL], [registry NUL], [namespace NUL],
  *   nips address records, nalt alt hosts (each NUL ended)
  *
- * An address record is a family byte and the address (4: 4 bytes, 6: 16
- * bytes) when the text is the address's inet_ntop() form, which it almost
+ * The dot after the key makes the block's first bytes the entry's FQDN
+ * as the compiled table stores it, lower case (see name_shared()).  An
+ * address record is a family byte and the address (4: 4 bytes, 6: 16
+ * bytes) when the text is the address's inet_ntop() form, as it almost
  * always is; anything else (another spelling, not an address) keeps its
  * text (0, text, NUL), so listings show what was pushed.  The shortname
  * is left out when it is the key's first label, as Kubernetes names are;
  * registries and namespaces repeat (a few distinct values over 100k
  * entries), so a small cache hands out an earlier copy.  A 100k-service
- * table costs ~40 bytes of block and 32 of entry per service.
+ * table costs ~41 bytes of block and 20 of entry per service.
  */
-#define NT_CHUNK (64u * 1024) /* bytes per chunk */
+#define AREA_MAX ((size_t)UINT32_MAX) /* offsets are 32 bits */
 
 enum {
 	NT_SN = 1,  /* the shortname is in the block */
@@ -236,52 +241,53 @@ enum {
 	IP_V6 = 6,   /* 16 bytes */
 };
 
-struct nt_chunk {
-	struct nt_chunk *next;
-	char data[];
-};
-
-/* size bytes (no alignment: blocks hold bytes only) from the chunks;
- * NULL = out of memory. */
-static void *
-nt_alloc(struct nds_nametable *nt, size_t size)
+static size_t
+page_up(size_t n)
 {
-	struct nt_chunk *c;
-	size_t csize;
-	void *p;
+	size_t pg = 4096;
 
-	if (size > SIZE_MAX - sizeof(*c))
-		return NULL;
-	if (size <= nt->left) {
-		p = nt->cur;
-		nt->cur += size;
-		nt->left -= size;
-		return p;
-	}
-	/* A large block gets a chunk of its own; the current one goes on. */
-	csize = size > NT_CHUNK / 4 ? size : NT_CHUNK;
-	if ((c = malloc(sizeof(*c) + csize)) == NULL)
-		return NULL;
-	if (csize == size && nt->chunks != NULL) {
-		c->next = nt->chunks->next;
-		nt->chunks->next = c;
-		return c->data;
-	}
-	c->next = nt->chunks;
-	nt->chunks = c;
-	nt->cur = c->data + size;
-	nt->left = csize - size;
-	return c->data;
+	return n > SIZE_MAX - pg ? SIZE_MAX : (n + pg - 1) & ~(pg - 1);
 }
 
-/* Gives back the end of the last block taken, size bytes at p, of which
- * used were used. */
-static void
-nt_trim(struct nds_nametable *nt, const char *p, size_t size, size_t used)
+/* Room for need bytes in all (doubling); the area may move. */
+static int
+area_grow(struct nds_nametable *nt, size_t need)
 {
-	if (p + size == nt->cur) {
-		nt->cur -= size - used;
-		nt->left += size - used;
+	size_t size = nt->mapped != 0 ? nt->mapped : 64u * 1024;
+	void *p;
+
+	if (need <= nt->mapped)
+		return 0;
+	if (need > AREA_MAX)
+		return -ENOMEM;
+	while (size < need)
+		size = size > SIZE_MAX / 2 ? need : size * 2;
+	size = page_up(size);
+	if (nt->area == NULL)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		p = mremap(nt->area, nt->mapped, size, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	nt->area = p;
+	nt->mapped = size;
+	if (nt->used == 0)
+		nt->used = 1; /* offset 0: the NUL of "" */
+	return 0;
+}
+
+/* Gives back the pages past the bytes used (shrinking never moves). */
+static void
+area_trim(struct nds_nametable *nt)
+{
+	size_t size = page_up(nt->used);
+	void *p;
+
+	if (nt->area != NULL && size < nt->mapped &&
+	    (p = mremap(nt->area, nt->mapped, size, 0)) != MAP_FAILED) {
+		nt->area = p;
+		nt->mapped = size;
 	}
 }
 
@@ -303,17 +309,17 @@ put_str(char *p, const char *s)
 	return p + len;
 }
 
-/* An earlier copy of s from the cache, or NULL. */
-static const char *
+/* An earlier copy of s from the cache (0: ""), or NONE. */
+static uint32_t
 nt_intern_get(const struct nds_nametable *nt, const char *s, size_t *slot)
 {
-	const char *c;
+	uint32_t c;
 
 	if (s[0] == '\0')
-		return "";
+		return 0;
 	*slot = hash_rev(FNV_INIT, s, strlen(s)) % NT_INTERN;
 	c = nt->intern[*slot];
-	return c != NULL && strcmp(c, s) == 0 ? c : NULL;
+	return c != 0 && strcmp(nt->area + c, s) == 0 ? c : NONE;
 }
 
 /*
@@ -358,7 +364,7 @@ strv_check(const char *const *v, size_t n)
 	return n > UINT32_MAX ? -ENOMEM : 0;
 }
 
-/* Copies key and info into a block; *e is the new entry. */
+/* Copies key and info into a new block; *e is the new entry. */
 static int
 nt_entry_new(struct nds_nametable *nt, const char *key,
     const struct nds_nameinfo *in, struct nt_entry *e)
@@ -366,20 +372,20 @@ nt_entry_new(struct nds_nametable *nt, const char *key,
 	const char *sn = in->shortname != NULL ? in->shortname : "";
 	const char *regs = in->registry != NULL ? in->registry : "";
 	const char *nss = in->ns != NULL ? in->ns : "";
-	size_t size = 0, i, n, rslot = 0, nslot = 0;
-	const char *reg = nt_intern_get(nt, regs, &rslot);
-	const char *ns = nt_intern_get(nt, nss, &nslot);
+	size_t size = 0, i, n, rslot = 0, nslot = 0, klen = strlen(key);
+	uint32_t reg = nt_intern_get(nt, regs, &rslot);
+	uint32_t ns = nt_intern_get(nt, nss, &nslot);
 	uint8_t flags = 0, rec[17];
-	char *p;
+	char *start, *p;
 	int rc;
 
 	if ((rc = strv_check(in->ips, in->nips)) != 0 ||
 	    (rc = strv_check(in->alt_hosts, in->nalt)) != 0)
 		return rc;
 	flags |= sn_implied(key, sn) ? 0 : NT_SN;
-	flags |= reg == NULL ? NT_REG : 0;
-	flags |= ns == NULL ? NT_NS : 0;
-	if (size_add(&size, strlen(key) + 2) != 0 ||
+	flags |= reg == NONE ? NT_REG : 0;
+	flags |= ns == NONE ? NT_NS : 0;
+	if (size_add(&size, klen + 3) != 0 ||
 	    ((flags & NT_SN) && size_add(&size, strlen(sn) + 1) != 0) ||
 	    ((flags & NT_REG) && size_add(&size, strlen(regs) + 1) != 0) ||
 	    ((flags & NT_NS) && size_add(&size, strlen(nss) + 1) != 0))
@@ -397,22 +403,26 @@ nt_entry_new(struct nds_nametable *nt, const char *key,
 		                                        : "") +
 		            1) != 0)
 			return -ENOMEM;
-	if ((p = nt_alloc(nt, size)) == NULL)
+	if (size > AREA_MAX || (rc = area_grow(nt, nt->used + size)) != 0)
 		return -ENOMEM;
-	e->key = p;
-	p = put_str(p, key);
+	start = p = nt->area + nt->used;
+	e->off = (uint32_t)nt->used;
+	memcpy(p, key, klen);
+	p += klen;
+	*p++ = '.';
+	*p++ = '\0';
 	*p++ = (char)flags;
 	if (flags & NT_SN)
 		p = put_str(p, sn);
 	if (flags & NT_REG) {
-		reg = nt->intern[rslot] = p;
+		reg = nt->intern[rslot] = (uint32_t)(p - nt->area);
 		p = put_str(p, regs);
 	}
 	if (flags & NT_NS) {
-		ns = nt->intern[nslot] = p;
+		ns = nt->intern[nslot] = (uint32_t)(p - nt->area);
 		p = put_str(p, nss);
 	}
-	e->registry = reg;
+	e->reg = reg;
 	e->ns = ns;
 	for (i = 0; i < in->nips; i++) {
 		const char *ip = in->ips[i] != NULL ? in->ips[i] : "";
@@ -430,40 +440,47 @@ nt_entry_new(struct nds_nametable *nt, const char *key,
 		    in->alt_hosts[i] != NULL ? in->alt_hosts[i] : "");
 	e->nips = (uint32_t)in->nips;
 	e->nalt = (uint32_t)in->nalt;
-	nt_trim(nt, e->key, size, (size_t)(p - e->key));
+	nt->used += (size_t)(p - start);
 	return 0;
 }
 
 /* Where the parts of an entry's block are. */
 struct nt_view {
-	const char *sn; /* shortname, sl bytes (not NUL ended if implied) */
-	size_t sl;
-	size_t klen;        /* strlen(key) */
+	const char *key;    /* klen bytes, then "." and a NUL */
+	size_t klen;        /* bytes of the key */
+	const char *sn;     /* shortname, sl bytes (not NUL ended if implied) */
+	size_t sl;          /* bytes of the shortname */
+	const char *reg;    /* registry, NUL ended */
+	const char *ns;     /* namespace, NUL ended */
 	const uint8_t *ips; /* the first address record */
 };
 
 static void
-nt_view(const struct nt_entry *e, struct nt_view *v)
+nt_view(const struct nds_nametable *nt, const struct nt_entry *e,
+    struct nt_view *v)
 {
 	const char *p, *dot;
 	uint8_t flags;
 
-	v->klen = strlen(e->key);
-	p = e->key + v->klen + 1;
+	v->key = nt->area + e->off;
+	v->klen = strlen(v->key) - 1;
+	p = v->key + v->klen + 2;
 	flags = (uint8_t)*p++;
 	if (flags & NT_SN) {
 		v->sn = p;
 		v->sl = strlen(p);
 		p += v->sl + 1;
 	} else {
-		dot = memchr(e->key, '.', v->klen);
-		v->sn = e->key;
-		v->sl = dot != NULL ? (size_t)(dot - e->key) : v->klen;
+		dot = memchr(v->key, '.', v->klen);
+		v->sn = v->key;
+		v->sl = dot != NULL ? (size_t)(dot - v->key) : v->klen;
 	}
 	if (flags & NT_REG)
 		p += strlen(p) + 1;
 	if (flags & NT_NS)
 		p += strlen(p) + 1;
+	v->reg = nt->area + e->reg;
+	v->ns = nt->area + e->ns;
 	v->ips = (const uint8_t *)p;
 }
 
@@ -502,16 +519,17 @@ nds_nametable_create(struct nds_nametable **out)
 		return -ENOMEM;
 	return 0;
 }
+
 /* Scratch space for the NameInfo views handed out: pointers, then text. */
 struct nt_scratch {
 	char *buf;
 	size_t cap;
 };
 
-/* The NameInfo of e as nds_nametable_add() took it, its text in sc. */
+/* Entry e as nds_nametable_add() took it, its key and text in sc. */
 static int
-nt_info(const struct nt_entry *e, struct nt_scratch *sc,
-    struct nds_nameinfo *in)
+nt_info(const struct nds_nametable *nt, const struct nt_entry *e,
+    struct nt_scratch *sc, const char **key, struct nds_nameinfo *in)
 {
 	size_t nptr = (size_t)e->nips + e->nalt, need, i;
 	const uint8_t *p;
@@ -521,11 +539,12 @@ nt_info(const struct nt_entry *e, struct nt_scratch *sc,
 	char *text, *np;
 	uint8_t fam;
 
-	nt_view(e, &v);
-	if (nptr > SIZE_MAX / (sizeof(char *) + INET6_ADDRSTRLEN) - v.sl - 1)
+	nt_view(nt, e, &v);
+	if (nptr > (SIZE_MAX - v.sl - v.klen - 2) /
+	               (sizeof(char *) + INET6_ADDRSTRLEN))
 		return -ENOMEM;
 	need = nptr * sizeof(char *) + (size_t)e->nips * INET6_ADDRSTRLEN +
-	       v.sl + 1;
+	       v.sl + 1 + v.klen + 1;
 	if (need > sc->cap) {
 		if ((np = realloc(sc->buf, need)) == NULL)
 			return -ENOMEM;
@@ -534,6 +553,10 @@ nt_info(const struct nt_entry *e, struct nt_scratch *sc,
 	}
 	ptrs = (const char **)(void *)sc->buf;
 	text = sc->buf + nptr * sizeof(char *);
+	memcpy(text, v.key, v.klen);
+	text[v.klen] = '\0';
+	*key = text;
+	text += v.klen + 1;
 	memcpy(text, v.sn, v.sl);
 	text[v.sl] = '\0';
 	in->shortname = text;
@@ -559,21 +582,33 @@ nt_info(const struct nt_entry *e, struct nt_scratch *sc,
 	in->nips = e->nips;
 	in->alt_hosts = ptrs + e->nips;
 	in->nalt = e->nalt;
-	in->registry = e->registry;
-	in->ns = e->ns;
+	in->registry = v.reg;
+	in->ns = v.ns;
 	return 0;
+}
+
+/* Whether entry i's key is key[0..klen). */
+static bool
+nt_key_eq(const struct nds_nametable *nt, size_t i, const char *key,
+    size_t klen)
+{
+	const char *k = nt->area + nt->ents[i].off;
+
+	return memcmp(k, key, klen) == 0 && k[klen] == '.' &&
+	       k[klen + 1] == '\0';
 }
 
 /* Slot of key in nt->idx: its entry, or the free slot where it goes. */
 static size_t
-nt_slot(const struct nds_nametable *nt, const char *key, uint32_t hash)
+nt_slot(const struct nds_nametable *nt, const char *key, size_t klen,
+    uint32_t hash)
 {
 	size_t s = hash_slot(hash, nt->nslots);
 
 	while (nt->idx[s] != 0) {
 		uint32_t i = nt->idx[s] - 1;
 
-		if (nt->hashes[i] == hash && strcmp(nt->ents[i].key, key) == 0)
+		if (nt->hashes[i] == hash && nt_key_eq(nt, i, key, klen))
 			break;
 		s = (s + 1) & (nt->nslots - 1);
 	}
@@ -586,8 +621,8 @@ nt_rehash(struct nds_nametable *nt, size_t want)
 {
 	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i;
 	uint32_t *idx;
+	const char *k;
 
-	/* A kept table's NameTable has no index (nt_keep()). */
 	while (nslots < SIZE_MAX / 20 && (want + 1) * 10 > nslots * 7)
 		nslots *= 2;
 	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= UINT32_MAX - 1)
@@ -597,9 +632,11 @@ nt_rehash(struct nds_nametable *nt, size_t want)
 	free(nt->idx);
 	nt->idx = idx;
 	nt->nslots = nslots;
-	for (i = 0; i < nt->n; i++)
-		idx[nt_slot(nt, nt->ents[i].key, nt->hashes[i])] =
+	for (i = 0; i < nt->n; i++) {
+		k = nt->area + nt->ents[i].off;
+		idx[nt_slot(nt, k, strlen(k) - 1, nt->hashes[i])] =
 		    (uint32_t)i + 1;
+	}
 	return 0;
 }
 
@@ -630,21 +667,25 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
 	static const struct nds_nameinfo empty;
 	struct nt_entry e;
 	uint32_t hash;
-	size_t s;
+	size_t s, klen;
 	int rc;
 
 	if (nt == NULL || key == NULL || key[0] == '\0')
 		return -EINVAL;
+	/* A kept table's NameTable takes nothing more (nt_unindex()). */
+	if (nt->n > 0 && nt->idx == NULL)
+		return -EINVAL;
 	if ((rc = nt_entry_new(nt, key, info != NULL ? info : &empty, &e)) != 0)
 		return rc;
-	/* A failure here leaves the copy unused in its chunk. */
+	/* A failure here leaves the copy unused in the area. */
 	if (((nt->n + 1) * 10 > nt->nslots * 7 &&
 	        (rc = nt_rehash(nt, nt->n)) != 0) ||
 	    (nt->n == nt->cap && (rc = nds_nametable_reserve(nt,
 	                              nt->cap != 0 ? nt->cap * 2 : 16)) != 0))
 		return rc;
-	hash = hash_rev(FNV_INIT, key, strlen(key));
-	s = nt_slot(nt, key, hash);
+	klen = strlen(key);
+	hash = hash_rev(FNV_INIT, key, klen);
+	s = nt_slot(nt, key, klen, hash);
 	if (nt->idx[s] != 0) {
 		/* Duplicate key: the last one wins, as in protobuf maps. */
 		nt->ents[nt->idx[s] - 1] = e;
@@ -669,20 +710,27 @@ nds_nametable_foreach(const struct nds_nametable *nt,
 {
 	struct nt_scratch sc = {NULL, 0};
 	struct nds_nameinfo in;
+	const char *key;
 	size_t i;
 	int rc = 0;
 
 	for (i = 0; nt != NULL && i < nt->n && rc == 0; i++)
-		if ((rc = nt_info(&nt->ents[i], &sc, &in)) == 0)
-			rc = fn(nt->ents[i].key, &in, arg);
+		if ((rc = nt_info(nt, &nt->ents[i], &sc, &key, &in)) == 0)
+			rc = fn(key, &in, arg);
 	free(sc.buf);
 	return rc;
 }
 
 const char *
-nds_nametable_key(const struct nds_nametable *nt, size_t i)
+nds_nametable_key(const struct nds_nametable *nt, size_t i, size_t *len)
 {
-	return nt != NULL && i < nt->n ? nt->ents[i].key : NULL;
+	const char *k;
+
+	if (nt == NULL || i >= nt->n)
+		return NULL;
+	k = nt->area + nt->ents[i].off;
+	*len = strlen(k) - 1;
+	return k;
 }
 
 int
@@ -692,12 +740,13 @@ nds_nametable_get(const struct nds_nametable *nt, size_t i,
 {
 	struct nt_scratch sc = {NULL, 0};
 	struct nds_nameinfo in;
+	const char *key;
 	int rc;
 
 	if (nt == NULL || i >= nt->n)
 		return -EINVAL;
-	if ((rc = nt_info(&nt->ents[i], &sc, &in)) == 0)
-		rc = fn(nt->ents[i].key, &in, arg);
+	if ((rc = nt_info(nt, &nt->ents[i], &sc, &key, &in)) == 0)
+		rc = fn(key, &in, arg);
 	free(sc.buf);
 	return rc;
 }
@@ -705,14 +754,10 @@ nds_nametable_get(const struct nds_nametable *nt, size_t i,
 void
 nds_nametable_destroy(struct nds_nametable *nt)
 {
-	struct nt_chunk *c;
-
 	if (nt == NULL)
 		return;
-	while ((c = nt->chunks) != NULL) {
-		nt->chunks = c->next;
-		free(c);
-	}
+	if (nt->area != NULL)
+		munmap(nt->area, nt->mapped);
 	free(nt->ents);
 	free(nt->hashes);
 	free(nt->idx);
@@ -801,11 +846,13 @@ rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
 static int
 arena_put(struct nds_table *t, const char *s, size_t len, uint32_t *off)
 {
-	if (len > t->acap - t->alen)
+	struct nds_nametable *nt = t->src;
+
+	if (len > nt->mapped - nt->used)
 		return -EOVERFLOW; /* broken invariant: the count was exact */
-	memcpy(t->arena + t->alen, s, len);
-	*off = (uint32_t)t->alen;
-	t->alen += len;
+	memcpy(nt->area + nt->used, s, len);
+	*off = (uint32_t)nt->used;
+	nt->used += len;
 	return 0;
 }
 
@@ -851,19 +898,18 @@ set_new(struct nds_table *t, const struct nds_addrset *s, uint32_t *out)
  * filled in by entry_apply(), once the arena exists.
  */
 static int
-entry_set(struct nds_table *t, const struct nt_entry *e, uint32_t *out)
+entry_set(struct nds_table *t, const struct nt_entry *e,
+    const struct nt_view *v, uint32_t *out)
 {
 	struct nds_addrset s = {.v4 = (uint32_t)t->n4, .v6 = (uint32_t)t->n6};
 	const uint8_t *p;
 	const void *data;
-	struct nt_view v;
 	uint8_t a[16], fam;
 	size_t i;
 	int rc = 0;
 
 	*out = NONE;
-	nt_view(e, &v);
-	for (i = 0, p = v.ips; i < e->nips && rc == 0; i++) {
+	for (i = 0, p = v->ips; i < e->nips && rc == 0; i++) {
 		p = ip_next(p, &fam, &data);
 		if (fam == IP_V4)
 			rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, data, 0, 1);
@@ -914,6 +960,8 @@ struct build {
 	size_t abytes;                /* arena bytes they need (counted) */
 	uint32_t *stamp;              /* per record: set + 1 of the entry
 	                               * that set its search CNAME */
+	struct nt_view v;             /* the entry's block */
+	uint32_t off;                 /* its arena offset */
 	uint32_t set;                 /* the entry's address set */
 	bool k8s;                     /* it is a Kubernetes entry */
 	bool canon;                   /* its short forms are derived */
@@ -975,25 +1023,24 @@ emit(struct build *b, name_fn fn, enum name_kind kind, const struct part *p,
 static int
 entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
-	struct nt_view v;
+	const struct nt_view *v = &b->v;
 	struct part p[3];
 	const char *alt;
 	size_t i;
 	int rc = 0;
 
-	nt_view(e, &v);
-	p[0] = (struct part){v.sn, v.sl};
-	p[1] = (struct part){e->ns, strlen(e->ns)};
+	p[0] = (struct part){v->sn, v->sl};
+	p[1] = (struct part){v->ns, strlen(v->ns)};
 	p[2] = (struct part){b->part0, strlen(b->part0)};
 	/* A canonical entry's short forms are derived from its FQDN. */
 	if (!b->canon && b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
 		if ((rc = emit(b, fn, NAME_SHORT, p, 2)) != 0 ||
-		    (strcmp(e->ns, b->ns) == 0 &&
+		    (strcmp(v->ns, b->ns) == 0 &&
 		        (rc = emit(b, fn, NAME_SHORT, p, 1)) != 0) ||
 		    (rc = emit(b, fn, NAME_SHORT, p, 3)) != 0)
 			return rc;
 	}
-	alt = e->nalt > 0 ? nt_alts(e, &v) : NULL;
+	alt = e->nalt > 0 ? nt_alts(e, v) : NULL;
 	for (i = 0; i < e->nalt && rc == 0; i++) {
 		struct part a = {alt, strlen(alt)};
 
@@ -1009,7 +1056,7 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 static int
 entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 {
-	struct part key = {e->key, strlen(e->key)};
+	struct part key = {b->v.key, b->v.klen};
 	int rc;
 
 	if (!b->k8s) {
@@ -1047,19 +1094,14 @@ canon_label(const char *s, size_t len, bool star)
  * wildcard probe never needs a derived name.
  */
 static bool
-entry_canonical(const struct build *b, const struct nt_entry *e)
+entry_canonical(const struct build *b)
 {
-	const char *k = e->key, *sn;
-	size_t sl, nl = strlen(e->ns), kl, i;
-	struct nt_view v;
+	const char *k = b->v.key, *sn = b->v.sn, *ns = b->v.ns;
+	size_t sl = b->v.sl, nl = strlen(ns), kl = b->v.klen, i;
 
-	nt_view(e, &v);
-	sn = v.sn;
-	sl = v.sl;
 	if (b->pdlen == 0 || b->ns[0] == '\0' || !canon_label(sn, sl, false) ||
-	    !canon_label(e->ns, nl, true))
+	    !canon_label(ns, nl, true))
 		return false;
-	kl = strlen(k);
 	if (kl + 1 > NAME_LEN_MAX || kl != sl + 1 + nl + 1 + b->pdlen ||
 	    k[sl] != '.' || k[sl + 1 + nl] != '.')
 		return false;
@@ -1067,12 +1109,22 @@ entry_canonical(const struct build *b, const struct nt_entry *e)
 		if (lower(k[i]) != sn[i])
 			return false;
 	for (i = 0; i < nl; i++)
-		if (lower(k[sl + 1 + i]) != e->ns[i])
+		if (lower(k[sl + 1 + i]) != ns[i])
 			return false;
 	for (i = 0; i < b->pdlen; i++)
 		if (lower(k[sl + nl + 2 + i]) != b->pd[i])
 			return false;
 	return true;
+}
+
+/*
+ * Whether the FQDN name of the entry is the start of its block: the key
+ * was lower case, so "key." is there already (see nt_entry_new()).
+ */
+static inline bool
+fqdn_shared(const struct build *b, const char *name, size_t len)
+{
+	return len <= b->v.klen + 1 && memcmp(b->v.key, name, len) == 0;
 }
 
 /*
@@ -1086,6 +1138,8 @@ count_name(struct build *b, const char *name, size_t len, enum name_kind kind)
 	if (kind == NAME_FQDN) {
 		memcpy(b->fqbuf, name, len);
 		b->fqlen = len;
+		if (fqdn_shared(b, name, len))
+			return 0;
 	} else if (len <= b->fqlen && memcmp(b->fqbuf, name, len) == 0) {
 		return 0;
 	}
@@ -1129,6 +1183,8 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 		if (kind != NAME_FQDN && fq != NULL && len <= fq->len &&
 		    memcmp(t->arena + fq->name, name, len) == 0)
 			r.name = fq->name;
+		else if (kind == NAME_FQDN && fqdn_shared(b, name, len))
+			r.name = b->off;
 		else if ((rc = arena_put(t, name, len, &r.name)) != 0)
 			return rc;
 		if ((rc = rec_new(t, &r, &i)) != 0)
@@ -1221,12 +1277,12 @@ build_opts(struct build *b, const struct nds_build_opts *o)
 
 /* The per-entry build state of e with set. */
 static void
-entry_begin(struct build *b, const struct nt_entry *e, uint32_t set)
+entry_begin(struct build *b, uint32_t set)
 {
 	b->set = set;
-	b->k8s = strcmp(e->registry, "Kubernetes") == 0;
-	b->canon = b->k8s && entry_canonical(b, e);
-	b->form1 = b->canon && strcmp(e->ns, b->ns) == 0;
+	b->k8s = strcmp(b->v.reg, "Kubernetes") == 0;
+	b->canon = b->k8s && entry_canonical(b);
+	b->form1 = b->canon && strcmp(b->v.ns, b->ns) == 0;
 	b->fqdn = NONE;
 	b->fqlen = 0;
 }
@@ -1238,17 +1294,19 @@ entry_begin(struct build *b, const struct nt_entry *e, uint32_t set)
 static int
 entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
 {
-	size_t klen = strlen(e->key);
 	int rc;
 
 	*set = NONE;
+	nt_view(b->t->src, e, &b->v);
+	b->off = e->off;
 	/* An Istio quirk, kept: a Kubernetes key with a dot names nothing. */
-	if (strcmp(e->registry, "Kubernetes") == 0 && e->key[klen - 1] == '.')
+	if (strcmp(b->v.reg, "Kubernetes") == 0 &&
+	    b->v.key[b->v.klen - 1] == '.')
 		return 0;
 	/* No valid IP: skipped, queries for its names are forwarded. */
-	if ((rc = entry_set(b->t, e, set)) != 0 || *set == NONE)
+	if ((rc = entry_set(b->t, e, &b->v, set)) != 0 || *set == NONE)
 		return rc;
-	entry_begin(b, e, *set);
+	entry_begin(b, *set);
 	return entry_names(b, e, count_name);
 }
 
@@ -1264,11 +1322,13 @@ build_alloc(struct build *b)
 		return -ENOMEM;
 	t->nslots = b->emitted + b->emitted / 3 + 1;
 	t->rcap = b->emitted;
-	t->acap = b->abytes;
+	/* The names go after the blocks; the area moves no more. */
+	if (area_grow(t->src, t->src->used + b->abytes) != 0)
+		return -ENOMEM;
+	t->arena = t->src->area;
 	if ((t->slots = calloc(t->nslots, sizeof(*t->slots))) == NULL ||
 	    (t->recs = malloc((t->rcap > 0 ? t->rcap : 1) *
 	                      sizeof(*t->recs))) == NULL ||
-	    (t->arena = malloc(t->acap > 0 ? t->acap : 1)) == NULL ||
 	    (t->s0len > 0 && (b->stamp = calloc(t->rcap > 0 ? t->rcap : 1,
 	                          sizeof(*b->stamp))) == NULL))
 		return -ENOMEM;
@@ -1279,8 +1339,10 @@ build_alloc(struct build *b)
 static int
 entry_apply(struct build *b, const struct nt_entry *e, uint32_t set)
 {
-	b->t->sets[set].origin = e->key;
-	entry_begin(b, e, set);
+	nt_view(b->t->src, e, &b->v);
+	b->off = e->off;
+	b->t->sets[set].origin = e->off;
+	entry_begin(b, set);
 	return entry_names(b, e, add_addr);
 }
 
@@ -1495,25 +1557,41 @@ struct sort_key {
 };
 
 static uint64_t
-sort_word(const char *s, size_t *off)
+sort_word(const char *s, size_t len, size_t off)
 {
 	uint64_t w = 0;
-	int i;
+	size_t i;
 
-	for (i = 0; i < 8; i++) {
-		uint8_t c = (uint8_t)s[*off];
-
-		w = w << 8 | c;
-		if (c != 0)
-			(*off)++;
-	}
+	for (i = off; i < off + 8; i++)
+		w = w << 8 | (i < len ? (uint8_t)s[i] : 0);
 	return w;
 }
 
+/* The key of entry e: its bytes, *len of them. */
+static inline const char *
+ent_key(const struct nds_nametable *nt, const struct nt_entry *e, size_t *len)
+{
+	const char *k = nt->area + e->off;
+
+	*len = strlen(k) - 1;
+	return k;
+}
+
+/* strcmp() order of a[0..al) and b[0..bl) (neither holds a NUL). */
 static int
-sort_key_cmp(const void *a, const void *b)
+key_cmp_n(const char *a, size_t al, const char *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+
+	return c != 0 ? c : (al > bl) - (al < bl);
+}
+
+static int
+sort_key_cmp(const void *a, const void *b, void *arg)
 {
 	const struct sort_key *x = a, *y = b;
+	const char *kx, *ky;
+	size_t lx, ly;
 
 	if (x->hi != y->hi)
 		return x->hi < y->hi ? -1 : 1;
@@ -1521,25 +1599,28 @@ sort_key_cmp(const void *a, const void *b)
 		return x->lo < y->lo ? -1 : 1;
 	if ((x->lo & 0xff) == 0) /* both ended within 16 bytes: equal */
 		return 0;
-	return strcmp(x->e->key + 16, y->e->key + 16);
+	kx = ent_key(arg, x->e, &lx);
+	ky = ent_key(arg, y->e, &ly);
+	return key_cmp_n(kx + 16, lx - 16, ky + 16, ly - 16);
 }
 
 /* order[] by key, as strcmp() orders the keys. */
 static int
-sort_entries(struct nt_entry **order, size_t n)
+sort_entries(const struct nds_nametable *nt, struct nt_entry **order, size_t n)
 {
 	struct sort_key *k;
-	size_t i, off;
+	const char *key;
+	size_t i, len;
 
 	if (n > SIZE_MAX / sizeof(*k) || (k = malloc(n * sizeof(*k))) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
-		off = 0;
-		k[i].hi = sort_word(order[i]->key, &off);
-		k[i].lo = sort_word(order[i]->key, &off);
+		key = ent_key(nt, order[i], &len);
+		k[i].hi = sort_word(key, len, 0);
+		k[i].lo = sort_word(key, len, 8);
 		k[i].e = order[i];
 	}
-	qsort(k, n, sizeof(*k), sort_key_cmp);
+	qsort_r(k, n, sizeof(*k), sort_key_cmp, (void *)nt);
 	for (i = 0; i < n; i++)
 		order[i] = k[i].e;
 	free(k);
@@ -1552,12 +1633,13 @@ sort_entries(struct nt_entry **order, size_t n)
  * passes below do not wait on a cache miss per entry.
  */
 static inline void
-prefetch_entry(struct nt_entry *const *order, size_t i, size_t n)
+prefetch_entry(const struct nds_nametable *nt, struct nt_entry *const *order,
+    size_t i, size_t n)
 {
 	if (i + 8 < n)
 		__builtin_prefetch(order[i + 8]);
 	if (i + 4 < n)
-		__builtin_prefetch(order[i + 4]->key);
+		__builtin_prefetch(nt->area + order[i + 4]->off);
 }
 
 /* Counting pass, allocation, the stored names over the entries sorted by
@@ -1565,24 +1647,30 @@ prefetch_entry(struct nt_entry *const *order, size_t i, size_t n)
 static int
 build_passes(struct build *b, struct nt_entry **order, size_t n)
 {
+	const struct nds_nametable *nt = b->t->src;
+	const char *k0, *k1;
+	size_t i, l0, l1;
 	uint32_t *sets;
-	size_t i;
 	int rc = 0;
 
 	if ((sets = malloc(n * sizeof(*sets))) == NULL)
 		return -ENOMEM;
-	for (i = 1; i < n && strcmp(order[i - 1]->key, order[i]->key) < 0; i++)
-		;
+	for (i = 1; i < n; i++) {
+		k0 = ent_key(nt, order[i - 1], &l0);
+		k1 = ent_key(nt, order[i], &l1);
+		if (key_cmp_n(k0, l0, k1, l1) >= 0)
+			break;
+	}
 	if (i < n)
-		rc = sort_entries(order, n);
+		rc = sort_entries(nt, order, n);
 	for (i = 0; i < n && rc == 0; i++) {
-		prefetch_entry(order, i, n);
+		prefetch_entry(nt, order, i, n);
 		rc = entry_count(b, order[i], &sets[i]);
 	}
 	if (rc == 0)
 		rc = build_alloc(b);
 	for (i = 0; i < n && rc == 0; i++) {
-		prefetch_entry(order, i, n);
+		prefetch_entry(nt, order, i, n);
 		if (sets[i] != NONE)
 			rc = entry_apply(b, order[i], sets[i]);
 	}
@@ -1600,7 +1688,6 @@ table_free(struct nds_table *t)
 {
 	if (t == NULL)
 		return;
-	free(t->arena);
 	free(t->recs);
 	free(t->slots);
 	free(t->sets);
@@ -1636,6 +1723,7 @@ nt_keep(struct nds_nametable *nt)
 		nt->ents = p;
 		nt->cap = nt->n;
 	}
+	area_trim(nt);
 }
 
 /* Gives back what the counts over-estimated; failure is harmless. */
@@ -1644,9 +1732,6 @@ table_shrink(struct nds_table *t)
 {
 	void *p;
 
-	if (t->alen > 0 && t->alen < t->acap &&
-	    (p = realloc(t->arena, t->alen)) != NULL)
-		t->arena = p;
 	if (t->nrecs > 0 && t->nrecs < t->rcap &&
 	    (p = realloc(t->recs, t->nrecs * sizeof(*t->recs))) != NULL)
 		t->recs = p;
@@ -1668,7 +1753,7 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	struct nt_entry **order = NULL;
 	struct build b;
 	int rc = -ENOMEM;
-	size_t i;
+	size_t i, n;
 
 	memset(&b, 0, sizeof(b));
 	if (out != NULL)
@@ -1680,28 +1765,30 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	}
 	if ((b.t = calloc(1, sizeof(*b.t))) == NULL)
 		goto fail;
-	/* Its index goes first: the build has its own. */
-	nt_unindex(nt);
+	/* The table owns nt from here; its index goes first: the build has
+	 * its own. */
+	b.t->src = nt;
+	nt = NULL;
+	nt_unindex(b.t->src);
 	b.t->refs = 1;
 	b.t->ttl = o->ttl;
-	b.t->entries = nt->n;
+	n = b.t->src->n;
+	b.t->entries = n;
 	build_opts(&b, o);
-	if (nt->n > 0) {
-		if ((order = malloc(nt->n * sizeof(*order))) == NULL)
+	if (n > 0) {
+		if ((order = malloc(n * sizeof(*order))) == NULL)
 			goto fail;
-		for (i = 0; i < nt->n; i++)
-			order[i] = &nt->ents[i];
+		for (i = 0; i < n; i++)
+			order[i] = &b.t->src->ents[i];
 		/* One set per entry at most, before any merge. */
-		if ((b.t->sets = malloc(nt->n * sizeof(*b.t->sets))) == NULL)
+		if ((b.t->sets = malloc(n * sizeof(*b.t->sets))) == NULL)
 			goto fail;
-		b.t->scap = nt->n;
-		if ((rc = build_passes(&b, order, nt->n)) != 0)
+		b.t->scap = n;
+		if ((rc = build_passes(&b, order, n)) != 0)
 			goto fail;
 	}
 	table_shrink(b.t);
-	nt_keep(nt);
-	b.t->src = nt;
-	nt = NULL;
+	nt_keep(b.t->src);
 	*out = b.t;
 	b.t = NULL;
 	rc = 0;
@@ -1830,7 +1917,8 @@ answer_fill(const struct nds_table *t, const struct hit *h, const char *qname,
 	ans->n4 = s->n4;
 	ans->v6 = s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL;
 	ans->n6 = s->n6;
-	ans->origin = s->origin;
+	ans->origin = t->arena + s->origin;
+	ans->origin_len = strlen(ans->origin) - 1;
 }
 
 /* Where the search[0] suffix starts in q, if h = q minus it can be an
@@ -1971,10 +2059,17 @@ rec_emit(const struct nds_table *t, const char *name, const struct hit *h,
 {
 	const struct nds_addrset *s = &t->sets[h->set];
 	struct nds_record out = {.name = name, .ttl = t->ttl};
-	char data[NAME_LEN_MAX + 1];
+	char data[NAME_LEN_MAX + 1], obuf[NAME_LEN_MAX + 1], *origin = obuf;
+	const char *key = t->arena + s->origin;
+	size_t klen = strlen(key) - 1;
 	int rc;
 
-	out.origin = s->origin;
+	/* The key is followed by a dot in its block: a copy without. */
+	if (klen >= sizeof(obuf) && (origin = malloc(klen + 1)) == NULL)
+		return -ENOMEM;
+	memcpy(origin, key, klen);
+	origin[klen] = '\0';
+	out.origin = origin;
 	if (h->target != NONE) {
 		const struct nds_rec *r = &t->recs[h->target];
 
@@ -1982,13 +2077,15 @@ rec_emit(const struct nds_table *t, const char *name, const struct hit *h,
 		data[r->len] = '\0';
 		out.type = "CNAME";
 		out.data = data;
-		return fn(&out, arg);
+		rc = fn(&out, arg);
+	} else if ((rc = rec_addrs(&out, data, AF_INET,
+	                t->v4 + (size_t)s->v4 * 4, s->n4, fn, arg)) == 0) {
+		rc = rec_addrs(&out, data, AF_INET6, t->v6 + (size_t)s->v6 * 16,
+		    s->n6, fn, arg);
 	}
-	if ((rc = rec_addrs(&out, data, AF_INET, t->v4 + (size_t)s->v4 * 4,
-	         s->n4, fn, arg)) != 0)
-		return rc;
-	return rec_addrs(&out, data, AF_INET6, t->v6 + (size_t)s->v6 * 16,
-	    s->n6, fn, arg);
+	if (origin != obuf)
+		free(origin);
+	return rc;
 }
 
 /* The records of one name, looked up: lower-cased, trailing dot added. */

@@ -159,7 +159,7 @@ answer_str(const struct nds_table *t, const char *q, char *out, size_t len)
 		o += snprintf(out + o, len - o, "%s%s", i ? "," : "",
 		    inet_ntop(AF_INET6, a.v6 + 16 * i, ip, sizeof(ip)));
 	assert_non_null(a.origin);
-	snprintf(out + o, len - o, " origin=%s", a.origin);
+	snprintf(out + o, len - o, " origin=%.*s", (int)a.origin_len, a.origin);
 }
 
 static void
@@ -809,6 +809,8 @@ test_nametable_hands_back_what_was_added(void **state)
 	size_t pblen;
 	struct nds_nametable *back;
 	char again[1024] = "";
+	const char *key;
+	size_t klen;
 
 	(void)state;
 	add(nt, "web.ns1.svc.cluster.local", "Kubernetes", "web", "ns1",
@@ -834,8 +836,10 @@ test_nametable_hands_back_what_was_added(void **state)
 	    "nodot reg=External sn=nodot ns= ips= alt=\n"
 	    "other.example reg=External sn=o ns=weird-ns ips=[::1] alt=\n");
 	/* One entry by index; its key stays put. */
-	assert_string_equal(nds_nametable_key(nt, 4), "other.example");
-	assert_null(nds_nametable_key(nt, 5));
+	assert_non_null(key = nds_nametable_key(nt, 4, &klen));
+	assert_int_equal(klen, strlen("other.example"));
+	assert_memory_equal(key, "other.example", klen);
+	assert_null(nds_nametable_key(nt, 5, &klen));
 	assert_int_equal(nds_nametable_get(nt, 4, entry_text, one), 0);
 	assert_string_equal(one,
 	    "other.example reg=External sn=o ns=weird-ns ips=[::1] alt=\n");
@@ -1215,29 +1219,44 @@ test_nametable_add_survives_allocation_failure(void **state)
 	nds_nametable_destroy(nt);
 }
 
-static int
-strcmp_entries(const void *a, const void *b)
+/* Entry e's key, NUL ended, in buf (48 bytes). */
+static const char *
+key_of(const struct nds_nametable *nt, const struct nt_entry *e, char *buf)
 {
-	return strcmp((*(struct nt_entry *const *)a)->key,
-	    (*(struct nt_entry *const *)b)->key);
+	size_t len;
+	const char *k = ent_key(nt, e, &len);
+
+	memcpy(buf, k, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
 }
 
 /*
  * sort_entries() orders keys exactly as strcmp() does: shared prefixes
  * shorter than, equal to and longer than its 16 in-array bytes, bytes
- * over 0x7f, keys that are prefixes of others.
+ * over 0x7f, keys that are prefixes of others.  (Its blocks hold "key."
+ * and a NUL; a dot sorts after '-', so the blocks' strcmp() order is
+ * not the keys'.)
  */
 static void
 test_sort_matches_strcmp(void **state)
 {
 	enum { N = 3000 };
 	static const char *const stems[] = {"", "svc-", "abcdefghijklmno",
-	    "abcdefghijklmnop", "abcdefghijklmnopq", "a.b.c.d.e.f.g.h.i.j"};
-	static struct nt_entry ents[N];
+	    "abcdefghijklmnop", "abcdefghijklmnopq", "a.b.c.d.e.f.g.h.i.j",
+	    "svc.", "svc-."};
 	static char keys[N][48];
-	struct nt_entry *got[N], *want[N];
+	struct nt_entry *got[N];
+	struct nds_nametable *nt = nametable();
+	char kg[48];
 	uint32_t r = 12345;
-	size_t i, j, len;
+	size_t i, j, len, n;
 
 	(void)state;
 	for (i = 0; i < N; i++) {
@@ -1253,13 +1272,21 @@ test_sort_matches_strcmp(void **state)
 			                                : 0x80 + (r >> 16) % 4);
 		}
 		keys[i][j] = '\0';
-		ents[i].key = keys[i];
-		got[i] = want[i] = &ents[i];
+		if (keys[i][0] != '\0')
+			assert_int_equal(nds_nametable_add(nt, keys[i], NULL),
+			    0);
 	}
-	qsort(want, N, sizeof(*want), strcmp_entries);
-	assert_int_equal(sort_entries(got, N), 0);
-	for (i = 0; i < N; i++)
-		assert_string_equal(got[i]->key, want[i]->key);
+	n = nds_nametable_count(nt);
+	assert_true(n > N / 2);
+	for (i = 0; i < n; i++) {
+		got[i] = &nt->ents[i];
+		key_of(nt, got[i], keys[i]);
+	}
+	qsort(keys, n, sizeof(keys[0]), str_cmp);
+	assert_int_equal(sort_entries(nt, got, n), 0);
+	for (i = 0; i < n; i++)
+		assert_string_equal(key_of(nt, got[i], kg), keys[i]);
+	nds_nametable_destroy(nt);
 }
 
 /*
