@@ -64,7 +64,8 @@ struct nds_nametable {
 	size_t n;
 	size_t cap;       /* of ents and hashes */
 	uint32_t *hashes; /* hash_rev() of each key, until nt_unindex() */
-	uint32_t *idx;    /* open addressing: ents index + 1, 0 = free */
+	uint32_t *idx;    /* open addressing, until nt_unindex(): a slot
+	                   * like a record slot (SLOT_IDX), 0 = free */
 	size_t nslots;    /* power of two, or 0 */
 	char *area;       /* the blocks (byte 0 is a NUL: ""), then the
 	                   * compiled table's own names; see area_grow() */
@@ -170,17 +171,45 @@ hash_rev(uint32_t h, const char *s, size_t len)
 	return h;
 }
 
-/* Mixes FNV's weak bits (murmur3's finalizer), then maps the hash onto
- * [0, nslots) by multiplication (any size, no power of two needed). */
-static inline size_t
-hash_slot(uint32_t h, size_t nslots)
+/* Mixes FNV's weak bits (murmur3's finalizer). */
+static inline uint32_t
+hash_mix(uint32_t h)
 {
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
 	h ^= h >> 13;
 	h *= 0xc2b2ae35u;
 	h ^= h >> 16;
-	return (size_t)(((uint64_t)h * nslots) >> 32);
+	return h;
+}
+
+/* Maps a mixed hash onto [0, nslots) by multiplication (its high bits;
+ * any size, no power of two needed). */
+static inline size_t
+mix_slot(uint32_t m, size_t nslots)
+{
+	return (size_t)(((uint64_t)m * nslots) >> 32);
+}
+
+static inline size_t
+hash_slot(uint32_t h, size_t nslots)
+{
+	return mix_slot(hash_mix(h), nslots);
+}
+
+/*
+ * A record slot holds the record + 1 in its low 24 bits and 8 low bits of
+ * the mixed hash above, so that a probe past another name rarely touches
+ * that name's record (a cache miss each, ~8 of them to insert a name at
+ * a load of 3/4).  A table holds at most SLOT_IDX - 1 records, and a
+ * NameTable as many keys (its index works the same way).
+ */
+#define SLOT_IDX 0x00ffffffu
+
+static inline uint32_t
+slot_tag(uint32_t m)
+{
+	return (m & 0xffu) << 24;
 }
 
 /* Grows *p to hold need elements of size elem (doubling). */
@@ -598,17 +627,19 @@ nt_key_eq(const struct nds_nametable *nt, size_t i, const char *key,
 	       k[klen + 1] == '\0';
 }
 
-/* Slot of key in nt->idx: its entry, or the free slot where it goes. */
+/* Slot of key in nt->idx: its entry, or the free slot where it goes.
+ * The tag in the slot spares a visit to most other keys on the way. */
 static size_t
 nt_slot(const struct nds_nametable *nt, const char *key, size_t klen,
     uint32_t hash)
 {
-	size_t s = hash_slot(hash, nt->nslots);
+	uint32_t m = hash_mix(hash), tag = slot_tag(m), v, i;
+	size_t s = mix_slot(m, nt->nslots);
 
-	while (nt->idx[s] != 0) {
-		uint32_t i = nt->idx[s] - 1;
-
-		if (nt->hashes[i] == hash && nt_key_eq(nt, i, key, klen))
+	while ((v = nt->idx[s]) != 0) {
+		i = (v & SLOT_IDX) - 1;
+		if ((v & ~SLOT_IDX) == tag && nt->hashes[i] == hash &&
+		    nt_key_eq(nt, i, key, klen))
 			break;
 		s = (s + 1) & (nt->nslots - 1);
 	}
@@ -619,24 +650,26 @@ nt_slot(const struct nds_nametable *nt, const char *key, size_t klen,
 static int
 nt_rehash(struct nds_nametable *nt, size_t want)
 {
-	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i;
-	uint32_t *idx;
-	const char *k;
+	size_t nslots = nt->nslots != 0 ? nt->nslots * 2 : 64, i, s;
+	uint32_t *idx, m;
 
 	while (nslots < SIZE_MAX / 20 && (want + 1) * 10 > nslots * 7)
 		nslots *= 2;
-	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= UINT32_MAX - 1)
+	if (nslots > SIZE_MAX / 2 / sizeof(*idx) || nt->n >= SLOT_IDX - 1)
 		return -ENOMEM;
 	if ((idx = calloc(nslots, sizeof(*idx))) == NULL)
 		return -ENOMEM;
+	/* Keys are distinct: each goes to the first free slot. */
+	for (i = 0; i < nt->n; i++) {
+		m = hash_mix(nt->hashes[i]);
+		for (s = mix_slot(m, nslots); idx[s] != 0;
+		     s = (s + 1) & (nslots - 1))
+			;
+		idx[s] = slot_tag(m) | (uint32_t)(i + 1);
+	}
 	free(nt->idx);
 	nt->idx = idx;
 	nt->nslots = nslots;
-	for (i = 0; i < nt->n; i++) {
-		k = nt->area + nt->ents[i].off;
-		idx[nt_slot(nt, k, strlen(k) - 1, nt->hashes[i])] =
-		    (uint32_t)i + 1;
-	}
 	return 0;
 }
 
@@ -646,7 +679,7 @@ nds_nametable_reserve(struct nds_nametable *nt, size_t n)
 {
 	void *p;
 
-	if (n >= UINT32_MAX - 1 || n > SIZE_MAX / 2 / sizeof(*nt->ents))
+	if (n >= SLOT_IDX - 1 || n > SIZE_MAX / 2 / sizeof(*nt->ents))
 		return -ENOMEM;
 	if (n > nt->cap) {
 		if ((p = realloc(nt->ents, n * sizeof(*nt->ents))) == NULL)
@@ -688,12 +721,12 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
 	s = nt_slot(nt, key, klen, hash);
 	if (nt->idx[s] != 0) {
 		/* Duplicate key: the last one wins, as in protobuf maps. */
-		nt->ents[nt->idx[s] - 1] = e;
+		nt->ents[(nt->idx[s] & SLOT_IDX) - 1] = e;
 		return 0;
 	}
 	nt->ents[nt->n] = e;
 	nt->hashes[nt->n] = hash;
-	nt->idx[s] = (uint32_t)++nt->n;
+	nt->idx[s] = slot_tag(hash_mix(hash)) | (uint32_t)++nt->n;
 	return 0;
 }
 
@@ -810,17 +843,21 @@ static uint32_t
 rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
     const char *s, size_t slen)
 {
+	uint32_t m = hash_mix(hash), tag = slot_tag(m), v;
 	size_t i;
 
 	if (t->nslots == 0)
 		return NONE;
-	for (i = hash_slot(hash, t->nslots); t->slots[i] != 0;
+	for (i = mix_slot(m, t->nslots); (v = t->slots[i]) != 0;
 	     i = i + 1 < t->nslots ? i + 1 : 0) {
-		const struct nds_rec *r = &t->recs[t->slots[i] - 1];
+		const struct nds_rec *r;
 
+		if ((v & ~SLOT_IDX) != tag)
+			continue;
+		r = &t->recs[(v & SLOT_IDX) - 1];
 		if (r->hash == hash &&
 		    name_eq(t->arena + r->name, r->len, p, plen, s, slen))
-			return t->slots[i] - 1;
+			return (v & SLOT_IDX) - 1;
 	}
 	return NONE;
 }
@@ -829,16 +866,17 @@ rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
 static int
 rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
 {
+	uint32_t m = hash_mix(r->hash);
 	size_t i;
 
 	if (t->nrecs >= t->rcap)
 		return -EOVERFLOW; /* broken invariant: the count was exact */
 	t->recs[t->nrecs] = *r;
 	*out = (uint32_t)t->nrecs++;
-	for (i = hash_slot(r->hash, t->nslots); t->slots[i] != 0;
+	for (i = mix_slot(m, t->nslots); t->slots[i] != 0;
 	     i = i + 1 < t->nslots ? i + 1 : 0)
 		;
-	t->slots[i] = *out + 1;
+	t->slots[i] = slot_tag(m) | (*out + 1);
 	return 0;
 }
 
@@ -1316,9 +1354,8 @@ build_alloc(struct build *b)
 {
 	struct nds_table *t = b->t;
 
-	/* Slots at a load of at most 3/4; listing keys take 3 bits. */
-	if (b->emitted >= (UINT32_MAX >> 3) / 4 * 3 ||
-	    b->abytes >= UINT32_MAX - 1)
+	/* Slots at a load of at most 3/4; a slot holds 24 bits of record. */
+	if (b->emitted >= SLOT_IDX - 1 || b->abytes >= UINT32_MAX - 1)
 		return -ENOMEM;
 	t->nslots = b->emitted + b->emitted / 3 + 1;
 	t->rcap = b->emitted;
@@ -1700,8 +1737,9 @@ table_free(struct nds_table *t)
 /*
  * The NameTable stays with the table for /debug/ndsz, read-only (nothing
  * is added to it again): its key index and key hashes are only needed to
- * add keys, so they go before the build allocates (nt_unindex()), and the
- * slack of the entry array after (nt_keep()).
+ * add keys, so they go
+ * before the build allocates (nt_unindex()), and the slack of the entry array
+ * after (nt_keep()).
  */
 static void
 nt_unindex(struct nds_nametable *nt)
