@@ -278,6 +278,51 @@ page_up(size_t n)
 	return n > SIZE_MAX - pg ? SIZE_MAX : (n + pg - 1) & ~(pg - 1);
 }
 
+/*
+ * Under AddressSanitizer the area is plain heap, whose bounds ASan checks
+ * (it knows nothing of a mapping's); the copies realloc() makes then cost
+ * nothing that matters.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define AREA_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AREA_HEAP 1
+#endif
+#endif
+
+static void *
+area_map(void *old, size_t oldsize, size_t size)
+{
+	void *p;
+
+#ifdef AREA_HEAP
+	(void)oldsize;
+	p = realloc(old, size);
+	return p != NULL ? p : MAP_FAILED;
+#else
+	if (old == NULL)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		p = mremap(old, oldsize, size,
+		    size > oldsize ? MREMAP_MAYMOVE : 0);
+	return p;
+#endif
+}
+
+static void
+area_unmap(void *p, size_t size)
+{
+#ifdef AREA_HEAP
+	(void)size;
+	free(p);
+#else
+	if (p != NULL)
+		munmap(p, size);
+#endif
+}
+
 /* Room for need bytes in all (doubling); the area may move. */
 static int
 area_grow(struct nds_nametable *nt, size_t need)
@@ -292,17 +337,14 @@ area_grow(struct nds_nametable *nt, size_t need)
 	while (size < need)
 		size = size > SIZE_MAX / 2 ? need : size * 2;
 	size = page_up(size);
-	if (nt->area == NULL)
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	else
-		p = mremap(nt->area, nt->mapped, size, MREMAP_MAYMOVE);
-	if (p == MAP_FAILED)
+	if ((p = area_map(nt->area, nt->mapped, size)) == MAP_FAILED)
 		return -ENOMEM;
 	nt->area = p;
 	nt->mapped = size;
-	if (nt->used == 0)
-		nt->used = 1; /* offset 0: the NUL of "" */
+	if (nt->used == 0) {
+		nt->area[0] = '\0'; /* offset 0: "" */
+		nt->used = 1;
+	}
 	return 0;
 }
 
@@ -314,7 +356,7 @@ area_trim(struct nds_nametable *nt)
 	void *p;
 
 	if (nt->area != NULL && size < nt->mapped &&
-	    (p = mremap(nt->area, nt->mapped, size, 0)) != MAP_FAILED) {
+	    (p = area_map(nt->area, nt->mapped, size)) != MAP_FAILED) {
 		nt->area = p;
 		nt->mapped = size;
 	}
@@ -789,8 +831,7 @@ nds_nametable_destroy(struct nds_nametable *nt)
 {
 	if (nt == NULL)
 		return;
-	if (nt->area != NULL)
-		munmap(nt->area, nt->mapped);
+	area_unmap(nt->area, nt->mapped);
 	free(nt->ents);
 	free(nt->hashes);
 	free(nt->idx);
@@ -1827,6 +1868,7 @@ nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
 	}
 	table_shrink(b.t);
 	nt_keep(b.t->src);
+	b.t->arena = b.t->src->area; /* a heap area may move (AREA_HEAP) */
 	*out = b.t;
 	b.t = NULL;
 	rc = 0;
