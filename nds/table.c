@@ -191,12 +191,6 @@ mix_slot(uint32_t m, size_t nslots)
 	return (size_t)(((uint64_t)m * nslots) >> 32);
 }
 
-static inline size_t
-hash_slot(uint32_t h, size_t nslots)
-{
-	return mix_slot(hash_mix(h), nslots);
-}
-
 /*
  * A record slot holds the record + 1 in its low 24 bits and 8 low bits of
  * the mixed hash above, so that a probe past another name rarely touches
