@@ -201,7 +201,41 @@ table_parse(struct nds_nametable *nt, const json_t *root, char *err,
 
 /* ---- streaming: one entry's tree at a time ------------------------------ */
 
+/*
+ * The usual shape, {"table": {host: {...}, ...}, ...}, is parsed with one
+ * entry's tree at a time instead of the whole document's (a 100k-entry
+ * file makes a ~100 MB tree), and from bytes that come in pieces (a file
+ * read through a window).  Anything unusual (an error, "table" twice, deep
+ * nesting) fails the stream and the whole tree is parsed instead, which
+ * gives the same result and the same messages as before.
+ */
 #define STREAM_DEPTH 1000 /* deeper input goes the whole-tree way */
+
+/* Where the stream is in the usual shape. */
+enum js_state {
+	JS_OPEN,        /* before the top-level '{' */
+	JS_TOP_FIRST,   /* after it: a member or '}' */
+	JS_TOP_MEMBER,  /* a member name, ':' and (but for "table") value */
+	JS_TOP_NEXT,    /* after a member: ',' or '}' */
+	JS_TABLE,       /* the value of "table": null or '{' */
+	JS_ENTRY_FIRST, /* after the '{' of "table": an entry or '}' */
+	JS_ENTRY,       /* an entry: host, ':' and NameInfo */
+	JS_ENTRY_NEXT,  /* after an entry: ',' or '}' */
+	JS_END,         /* after the top-level '}': nothing but space */
+};
+
+/* js_step() results besides 0 (a step taken). */
+#define STEP_BAD (-1) /* not the usual shape: parse the whole tree */
+#define STEP_MORE 1   /* the next step may need bytes past those in hand */
+#define STEP_DONE 2   /* the end of the input, after the top-level '}' */
+
+struct nds_json_stream {
+	struct nds_nametable *nt; /* the entries so far */
+	struct strv ips;          /* scratch for entry_parse() */
+	struct strv alt;
+	enum js_state st;
+	bool table; /* "table" was seen */
+};
 
 /* Whether the brackets of buf nest no deeper than max (strings skipped). */
 static bool
@@ -239,158 +273,277 @@ skip_ws(const char *buf, size_t len, size_t pos)
 	return pos;
 }
 
-/* One JSON value at buf[*pos..len); *pos moves past it.  NULL if bad. */
-static json_t *
-value_take(const char *buf, size_t len, size_t *pos)
+/*
+ * One JSON value at buf[*pos..len) whose brackets nest no deeper than
+ * max; *pos moves past it.  Unless eof, a value or an error that reaches
+ * len may be cut short there (a number, a literal, a string): STEP_MORE.
+ * jansson reports a UTF-8 sequence cut short at its first byte, up to 3
+ * bytes before the end, hence the slack.  Waiting for more bytes when in
+ * doubt is safe: the value is taken whole once it is in hand, and what
+ * stays bad is bad at the end of the input.
+ */
+#define CUT_SLACK 4
+static int
+value_take(const char *buf, size_t len, size_t *pos, bool eof, size_t max,
+    json_t **out)
 {
+	size_t n = len - *pos;
 	json_error_t je;
 	json_t *v;
+	int rc;
 
-	v = json_loadb(buf + *pos, len - *pos,
-	    JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
-	if (v != NULL)
-		*pos += (size_t)je.position;
-	return v;
-}
-
-/*
- * A member name and its colon at buf[*pos..len); the name into *out (a
- * string value to json_decref()).  -1 if not one.
- */
-static int
-name_take(const char *buf, size_t len, size_t *pos, json_t **out)
-{
-	*pos = skip_ws(buf, len, *pos);
-	if (*pos >= len || buf[*pos] != '"' ||
-	    (*out = value_take(buf, len, pos)) == NULL)
-		return -1;
-	*pos = skip_ws(buf, len, *pos);
-	if (*pos >= len || buf[*pos] != ':') {
-		json_decref(*out);
-		return -1;
-	}
-	*pos = skip_ws(buf, len, *pos + 1);
-	return 0;
-}
-
-/* After a member: ',' (more follow, 1) or '}' (the end, 0); -1 if bad. */
-static int
-member_next(const char *buf, size_t len, size_t *pos)
-{
-	*pos = skip_ws(buf, len, *pos);
-	if (*pos < len && (buf[*pos] == ',' || buf[*pos] == '}'))
-		return buf[(*pos)++] == ',';
-	return -1;
-}
-
-/* The "table" object at buf[*pos..len), entry by entry. */
-static int
-table_stream(const char *buf, size_t len, size_t *pos, struct nds_nametable *nt)
-{
-	struct strv ips = {0}, alt = {0};
-	json_t *k = NULL, *v;
-	int more, rc = -1;
-
-	if (*pos < len && buf[*pos] == 'n') { /* null: an empty table */
-		if ((v = value_take(buf, len, pos)) == NULL)
-			return -1;
-		rc = json_is_null(v) ? 0 : -1;
+	v = json_loadb(buf + *pos, n, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK,
+	    &je);
+	if (v == NULL)
+		return !eof && (json_error_code(&je) ==
+		                       json_error_premature_end_of_input ||
+		                   (size_t)je.position + CUT_SLACK > n)
+		           ? STEP_MORE
+		           : STEP_BAD;
+	if ((!eof && (size_t)je.position >= n) || /* a number may go on */
+	    !depth_ok(buf + *pos, (size_t)je.position, max)) {
+		rc = !eof && (size_t)je.position >= n ? STEP_MORE : STEP_BAD;
 		json_decref(v);
 		return rc;
 	}
-	if (*pos >= len || buf[*pos] != '{')
-		return -1;
-	*pos = skip_ws(buf, len, *pos + 1);
-	if (*pos < len && buf[*pos] == '}') {
-		(*pos)++;
-		return 0;
-	}
-	do {
-		if (name_take(buf, len, pos, &k) != 0)
-			goto out;
-		v = value_take(buf, len, pos);
-		more = v == NULL || !json_is_string(k) ||
-		               entry_parse(nt, json_string_value(k), v, &ips,
-		                   &alt, NULL, 0) != 0
-		           ? -1
-		           : member_next(buf, len, pos);
-		json_decref(v);
-		json_decref(k);
-		if (more < 0)
-			goto out;
-	} while (more);
-	rc = 0;
-out:
-	free(ips.v);
-	free(alt.v);
-	return rc;
+	*pos += (size_t)je.position;
+	*out = v;
+	return 0;
 }
 
 /*
- * The usual shape, {"table": {host: {...}, ...}, ...}, parsed with one
- * entry's tree at a time instead of the whole document's (a 100k-entry
- * file makes a ~100 MB tree).  Anything unusual (an error, "table" twice,
- * deep nesting) returns -1 and the caller parses the whole tree, which
- * gives the same result and the same messages as before.
+ * A member name, its colon and the space after them at buf[*pos..len)
+ * (*pos is past space); the name into *out (a string value to
+ * json_decref()).
  */
 static int
-json_stream(const char *buf, size_t len, struct nds_nametable *nt)
+name_take(const char *buf, size_t len, size_t *pos, bool eof, json_t **out)
 {
-	size_t pos = skip_ws(buf, len, 0);
-	bool table = false;
-	json_t *k, *v;
-	int more;
+	size_t p = *pos;
+	json_t *k;
+	int rc;
 
-	if (pos >= len || buf[pos] != '{' || !depth_ok(buf, len, STREAM_DEPTH))
-		return -1;
-	pos = skip_ws(buf, len, pos + 1);
-	if (pos < len && buf[pos] == '}') {
-		pos++;
-		more = 0;
-	} else {
-		do {
-			if (name_take(buf, len, &pos, &k) != 0)
-				return -1;
-			if (json_is_string(k) &&
-			    strcmp(json_string_value(k), "table") == 0) {
-				json_decref(k);
-				if (table ||
-				    table_stream(buf, len, &pos, nt) != 0)
-					return -1;
-				table = true;
-			} else {
-				json_decref(k);
-				if ((v = value_take(buf, len, &pos)) == NULL)
-					return -1;
-				json_decref(v);
-			}
-			if ((more = member_next(buf, len, &pos)) < 0)
-				return -1;
-		} while (more);
+	if (buf[p] != '"')
+		return STEP_BAD;
+	if ((rc = value_take(buf, len, &p, eof, STREAM_DEPTH, &k)) != 0)
+		return rc;
+	p = skip_ws(buf, len, p);
+	if (p >= len || buf[p] != ':') {
+		json_decref(k);
+		return p >= len && !eof ? STEP_MORE : STEP_BAD;
 	}
-	return skip_ws(buf, len, pos) == len ? 0 : -1;
+	*pos = skip_ws(buf, len, p + 1);
+	*out = k;
+	return 0;
+}
+
+/* A top-level member; the value of "table" is left to the next steps. */
+static int
+top_member(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos,
+    bool eof)
+{
+	size_t p = *pos;
+	json_t *k, *v;
+	int rc;
+
+	if ((rc = name_take(buf, len, &p, eof, &k)) != 0)
+		return rc;
+	if (strcmp(json_string_value(k), "table") == 0) {
+		json_decref(k);
+		if (s->table)
+			return STEP_BAD;
+		s->table = true;
+		s->st = JS_TABLE;
+		*pos = p;
+		return 0;
+	}
+	json_decref(k);
+	if ((rc = value_take(buf, len, &p, eof, STREAM_DEPTH - 1, &v)) != 0)
+		return rc;
+	json_decref(v);
+	s->st = JS_TOP_NEXT;
+	*pos = p;
+	return 0;
+}
+
+/* An entry of "table", added to the table. */
+static int
+entry_take(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos,
+    bool eof)
+{
+	size_t p = *pos;
+	json_t *k, *v;
+	int rc;
+
+	if ((rc = name_take(buf, len, &p, eof, &k)) != 0)
+		return rc;
+	if ((rc = value_take(buf, len, &p, eof, STREAM_DEPTH - 2, &v)) == 0) {
+		if (entry_parse(s->nt, json_string_value(k), v, &s->ips,
+		        &s->alt, NULL, 0) != 0)
+			rc = STEP_BAD;
+		json_decref(v);
+	}
+	json_decref(k);
+	if (rc == 0) {
+		s->st = JS_ENTRY_NEXT;
+		*pos = p;
+	}
+	return rc;
+}
+
+/* The value of "table": null (an empty table) or the '{' of one. */
+static int
+table_open(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos,
+    bool eof)
+{
+	json_t *v;
+	bool null;
+	int rc;
+
+	if (buf[*pos] == '{') {
+		(*pos)++;
+		s->st = JS_ENTRY_FIRST;
+		return 0;
+	}
+	if (buf[*pos] != 'n')
+		return STEP_BAD;
+	if ((rc = value_take(buf, len, pos, eof, STREAM_DEPTH, &v)) != 0)
+		return rc;
+	null = json_is_null(v);
+	json_decref(v);
+	s->st = JS_TOP_NEXT;
+	return null ? 0 : STEP_BAD;
+}
+
+/* The punctuation want at buf[*pos] (c), which takes the stream to st. */
+static int
+punct_take(struct nds_json_stream *s, size_t *pos, char c, char want,
+    enum js_state st)
+{
+	if (c != want)
+		return STEP_BAD;
+	(*pos)++;
+	s->st = st;
+	return 0;
+}
+
+/* One token, member or entry at buf[*pos..len); *pos moves past it. */
+static int
+js_step(struct nds_json_stream *s, const char *buf, size_t len, bool eof,
+    size_t *pos)
+{
+	size_t p = *pos = skip_ws(buf, len, *pos);
+	char c;
+
+	if (p == len)
+		return !eof              ? STEP_MORE
+		       : s->st == JS_END ? STEP_DONE
+		                         : STEP_BAD;
+	c = buf[p];
+	switch (s->st) {
+	case JS_OPEN:
+		return punct_take(s, pos, c, '{', JS_TOP_FIRST);
+	case JS_TOP_FIRST:
+		if (c == '}')
+			return punct_take(s, pos, c, '}', JS_END);
+		s->st = JS_TOP_MEMBER;
+		return 0;
+	case JS_TOP_MEMBER:
+		return top_member(s, buf, len, pos, eof);
+	case JS_TOP_NEXT:
+		if (c == ',')
+			return punct_take(s, pos, c, ',', JS_TOP_MEMBER);
+		return punct_take(s, pos, c, '}', JS_END);
+	case JS_TABLE:
+		return table_open(s, buf, len, pos, eof);
+	case JS_ENTRY_FIRST:
+		if (c == '}')
+			return punct_take(s, pos, c, '}', JS_TOP_NEXT);
+		s->st = JS_ENTRY;
+		return 0;
+	case JS_ENTRY:
+		return entry_take(s, buf, len, pos, eof);
+	case JS_ENTRY_NEXT:
+		if (c == ',')
+			return punct_take(s, pos, c, ',', JS_ENTRY);
+		return punct_take(s, pos, c, '}', JS_TOP_NEXT);
+	default: /* JS_END: something after the document */
+		return STEP_BAD;
+	}
+}
+
+int
+nds_json_stream_create(struct nds_json_stream **out)
+{
+	struct nds_json_stream *s;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	if (nds_nametable_create(&s->nt) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->st = JS_OPEN;
+	*out = s;
+	return 0;
+}
+
+int
+nds_json_stream_feed(struct nds_json_stream *s, const char *buf, size_t len,
+    int eof, size_t *used)
+{
+	size_t pos = 0;
+	int rc;
+
+	while ((rc = js_step(s, buf, len, eof != 0, &pos)) == 0)
+		;
+	*used = pos;
+	return rc == STEP_BAD ? -1 : 0;
+}
+
+struct nds_nametable *
+nds_json_stream_finish(struct nds_json_stream *s)
+{
+	struct nds_nametable *nt = s->nt;
+
+	s->nt = NULL;
+	return nt;
+}
+
+void
+nds_json_stream_destroy(struct nds_json_stream *s)
+{
+	if (s == NULL)
+		return;
+	nds_nametable_destroy(s->nt);
+	free(s->ips.v);
+	free(s->alt.v);
+	free(s);
 }
 
 int
 nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen)
 {
+	struct nds_json_stream *s = NULL;
 	struct nds_nametable *nt = NULL;
+	size_t used = 0;
 	json_error_t je;
 	json_t *root;
 	int rc;
 
 	*out = NULL;
-	if (nds_nametable_create(&nt) != 0) {
+	if (nds_json_stream_create(&s) != 0) {
 		nds_errf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if (json_stream(buf, len, nt) == 0) {
-		*out = nt;
+	rc = nds_json_stream_feed(s, buf, len, 1, &used);
+	if (rc == 0)
+		*out = nds_json_stream_finish(s);
+	nds_json_stream_destroy(s);
+	if (rc == 0)
 		return 0;
-	}
-	nds_nametable_destroy(nt);
-	nt = NULL;
 	/* No JSON_DECODE_ANY: the top level must be an object or array. */
 	if ((root = json_loadb(buf, len, 0, &je)) == NULL) {
 		nds_errf(err, errlen, "JSON error at line %d, column %d: %s",

@@ -5,6 +5,7 @@
 #define DNSPROXY_NDS_IMPL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Formats a reason into the caller's err buffer; NULL/0 buffers are fine. */
 void nds_errf(char *err, size_t errlen, const char *fmt, ...)
@@ -23,5 +24,49 @@ int nds_file_read(const char *path, size_t max, char **buf, size_t *len);
  */
 struct nds_nametable;
 int nds_nametable_reserve(struct nds_nametable *nt, size_t n);
+
+/*
+ * Decoding an input that comes in pieces, e.g. a file read through a
+ * window (nds_pb_parse() is one feed of the whole input):
+ *
+ *	nds_pb_stream_create(size, &s);
+ *	nds_pb_stream_feed(s, buf, len, eof, &used, err, errlen);  repeated
+ *	nt = nds_pb_stream_finish(s);	after the feed with eof, if it was 0
+ *	nds_pb_stream_destroy(s);
+ *
+ * size is the whole input's size if known, else 0 (it only sizes the
+ * table).  A feed decodes the complete top-level fields at buf[0..len) and
+ * sets *used to the bytes it took; the caller passes buf[*used..len) again
+ * in front of the next bytes.  A field that may go on past len is left
+ * for the next feed, so a caller whose buffer holds no complete field
+ * must grow it.  eof says that buf ends the input: everything is
+ * decoded or it is an error.  Results and messages are those of
+ * nds_pb_parse() on the whole input, byte offsets counted from its start.
+ * create: 0 or -ENOMEM; feed: 0, -ENOMEM or -EINVAL (reason in err), and
+ * no more feeds after an error; finish hands the table over to the
+ * caller; destroy is NULL-safe.
+ */
+struct nds_pb_stream;
+int nds_pb_stream_create(size_t size, struct nds_pb_stream **out);
+int nds_pb_stream_feed(struct nds_pb_stream *s, const uint8_t *buf, size_t len,
+    int eof, size_t *used, char *err, size_t errlen);
+struct nds_nametable *nds_pb_stream_finish(struct nds_pb_stream *s);
+void nds_pb_stream_destroy(struct nds_pb_stream *s);
+
+/*
+ * The same for the JSON form: a feed takes the complete tokens and
+ * members of the usual shape, {"table": {host: {...}, ...}, ...}, one
+ * entry's tree at a time.  A feed returns 0 (more, or done after eof) or
+ * -1: the input is not of the usual shape or not valid, and only
+ * nds_json_parse() of the whole input says what it is (the stream gives
+ * no message; no more feeds after it).  A table from the stream is the
+ * one nds_json_parse() gives.  create: 0 or -ENOMEM.
+ */
+struct nds_json_stream;
+int nds_json_stream_create(struct nds_json_stream **out);
+int nds_json_stream_feed(struct nds_json_stream *s, const char *buf, size_t len,
+    int eof, size_t *used);
+struct nds_nametable *nds_json_stream_finish(struct nds_json_stream *s);
+void nds_json_stream_destroy(struct nds_json_stream *s);
 
 #endif

@@ -46,7 +46,8 @@ struct strv {
 
 /* Decoder state. */
 struct pb_dec {
-	const uint8_t *buf; /* the whole input; offsets count from here */
+	const uint8_t *buf; /* the input in hand; positions count from here */
+	size_t base;        /* input offset of buf[0], for messages */
 	char *err;          /* caller's message buffer, may be NULL */
 	size_t errlen;
 	char *chars; /* NUL-terminated copies of the entry's strings */
@@ -102,15 +103,17 @@ rd_varint(struct pb_dec *d, size_t *pos, size_t end, uint64_t *out)
 	}
 	for (i = 0; i < VARINT_MAX; i++) {
 		if (end - at <= i)
-			return dec_err(d, "truncated varint at byte %zu", at);
+			return dec_err(d, "truncated varint at byte %zu",
+			    d->base + at);
 		b = d->buf[at + i];
 		if (i == VARINT_MAX - 1 && (b & 0x80) != 0)
 			return dec_err(d,
 			    "varint longer than %d bytes at byte %zu",
-			    VARINT_MAX, at);
+			    VARINT_MAX, d->base + at);
 		if (i == VARINT_MAX - 1 && b > 1)
 			return dec_err(d,
-			    "varint overflows 64 bits at byte %zu", at);
+			    "varint overflows 64 bits at byte %zu",
+			    d->base + at);
 		v |= (uint64_t)(b & 0x7f) << (7 * i);
 		if ((b & 0x80) == 0)
 			break;
@@ -135,20 +138,21 @@ rd_tag(struct pb_dec *d, const char *msg, size_t *pos, size_t end,
 	if ((v >> 3) > FIELD_MAX)
 		return dec_err(d,
 		    "%s: field number %" PRIu64 " too large at byte %zu", msg,
-		    v >> 3, at);
+		    v >> 3, d->base + at);
 	if ((v >> 3) == 0)
-		return dec_err(d, "%s: field number 0 at byte %zu", msg, at);
+		return dec_err(d, "%s: field number 0 at byte %zu", msg,
+		    d->base + at);
 	*field = (uint32_t)(v >> 3);
 	*wt = (unsigned)(v & 7);
 	if (*wt == WT_SGROUP || *wt == WT_EGROUP)
 		return dec_err(d,
 		    "%s field %" PRIu32
 		    ": group (wire type %u) not supported at byte %zu",
-		    msg, *field, *wt, at);
+		    msg, *field, *wt, d->base + at);
 	if (*wt > WT_I32)
 		return dec_err(d,
 		    "%s field %" PRIu32 ": invalid wire type %u at byte %zu",
-		    msg, *field, *wt, at);
+		    msg, *field, *wt, d->base + at);
 	return 0;
 }
 
@@ -167,7 +171,7 @@ rd_len(struct pb_dec *d, const char *msg, uint32_t field, size_t *pos,
 		return dec_err(d,
 		    "%s field %" PRIu32 ": length %" PRIu64
 		    " beyond end at byte %zu",
-		    msg, field, v, at);
+		    msg, field, v, d->base + at);
 	*len = (size_t)v;
 	return 0;
 }
@@ -191,7 +195,7 @@ rd_skip(struct pb_dec *d, const char *msg, uint32_t field, unsigned wt,
 			return dec_err(d,
 			    "%s field %" PRIu32
 			    ": truncated fixed%zu at byte %zu",
-			    msg, field, len * 8, at);
+			    msg, field, len * 8, d->base + at);
 		*pos = at + len;
 		return 0;
 	default: /* WT_LEN: rd_tag() let no other wire type through */
@@ -219,12 +223,12 @@ str_take(struct pb_dec *d, const char *msg, uint32_t field, size_t pos,
 	if (nul != NULL)
 		return dec_err(d,
 		    "%s field %" PRIu32 ": NUL in string at byte %zu", msg,
-		    field, (size_t)(nul - d->buf));
+		    field, d->base + (size_t)(nul - d->buf));
 	if (len + 1 > d->ccap - d->clen)
 		return dec_err(d,
 		    "%s field %" PRIu32
 		    ": internal error: scratch space at byte %zu",
-		    msg, field, pos);
+		    msg, field, d->base + pos);
 	s = d->chars + d->clen;
 	memcpy(s, d->buf + pos, len);
 	s[len] = '\0';
@@ -342,7 +346,8 @@ entry_parse(struct pb_dec *d, struct nds_nametable *nt, size_t pos, size_t end)
 		pos += len;
 	}
 	if (d->key == NULL || d->key[0] == '\0')
-		return dec_err(d, "%s at byte %zu: empty key", msg, at);
+		return dec_err(d, "%s at byte %zu: empty key", msg,
+		    d->base + at);
 	in.ips = d->ips.v;
 	in.nips = d->ips.n;
 	in.registry = d->registry;
@@ -355,9 +360,9 @@ entry_parse(struct pb_dec *d, struct nds_nametable *nt, size_t pos, size_t end)
 	return 0;
 }
 
-/* The number of table entries at the top level (at most max), counted
- * without a word: nds_pb_parse() reports what is wrong when it gets
- * there. */
+/* The number of table entries at the top level of buf[0..len) (at most
+ * max), counted without a word: the decoder reports what is wrong when it
+ * gets there. */
 static size_t
 entries_count(const uint8_t *buf, size_t len, size_t max)
 {
@@ -382,48 +387,152 @@ entries_count(const uint8_t *buf, size_t len, size_t max)
 	return n;
 }
 
+/* A decode in progress: the input comes in pieces (nds_pb_stream_feed()). */
+struct nds_pb_stream {
+	struct pb_dec d;
+	struct nds_nametable *nt;
+	size_t size;  /* the whole input's size if known, else 0 */
+	int reserved; /* the table was sized from the first piece */
+};
+
+/*
+ * A hint, capped so that a flood of tiny entries reserves no more than
+ * the input's size; without it the table grows as it goes.  The count of
+ * a first piece short of the whole input is scaled up to the input's size
+ * (a guess: entries tend to be alike).
+ */
+static void
+table_reserve(struct nds_pb_stream *s, const uint8_t *buf, size_t len, int eof)
+{
+	uint64_t n = entries_count(buf, len, len / 64);
+
+	if (!eof && len > 0 && s->size > len) {
+		n = n * s->size / len;
+		if (n > s->size / 64)
+			n = s->size / 64;
+	}
+	(void)nds_nametable_reserve(s->nt, (size_t)n);
+	s->reserved = 1;
+}
+
+/*
+ * One top-level field at buf[*pos..end): a table entry is added to the
+ * table, anything else skipped, and *pos moves past it.  Unless eof (end
+ * is the end of the input), a field that may go on past end is left for
+ * later: 1, *pos unchanged.
+ */
+static int
+top_parse(struct pb_dec *d, struct nds_nametable *nt, size_t *pos, size_t end,
+    int eof)
+{
+	static const char msg[] = "NameTable";
+	size_t p = *pos, q, elen = 0;
+	uint32_t field = 0;
+	unsigned wt = 0;
+	uint64_t v = 0;
+	int rc;
+
+	/* A tag and a varint or length take at most 2 * VARINT_MAX bytes:
+	 * with that many in hand, what is wrong with them stays wrong. */
+	if (!eof && end - p < 2 * VARINT_MAX)
+		return 1;
+	if ((rc = rd_tag(d, msg, &p, end, &field, &wt)) != 0)
+		return rc;
+	if (!eof && wt == WT_LEN) {
+		q = p;
+		if ((rc = rd_varint(d, &q, end, &v)) != 0)
+			return rc;
+		if (v > end - q)
+			return 1;
+	}
+	if (field != 1 || wt != WT_LEN) {
+		rc = rd_skip(d, msg, field, wt, &p, end);
+	} else if ((rc = rd_len(d, msg, field, &p, end, &elen)) == 0 &&
+	           (rc = entry_parse(d, nt, p, p + elen)) == 0) {
+		p += elen;
+	}
+	if (rc == 0)
+		*pos = p;
+	return rc;
+}
+
+int
+nds_pb_stream_create(size_t size, struct nds_pb_stream **out)
+{
+	struct nds_pb_stream *s;
+
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	if (nds_nametable_create(&s->nt) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->size = size;
+	*out = s;
+	return 0;
+}
+
+int
+nds_pb_stream_feed(struct nds_pb_stream *s, const uint8_t *buf, size_t len,
+    int eof, size_t *used, char *err, size_t errlen)
+{
+	size_t pos = 0;
+	int rc = 0;
+
+	s->d.buf = buf;
+	s->d.err = err;
+	s->d.errlen = errlen;
+	if (!s->reserved)
+		table_reserve(s, buf, len, eof);
+	while (pos < len && (rc = top_parse(&s->d, s->nt, &pos, len, eof)) == 0)
+		;
+	s->d.base += pos;
+	*used = pos;
+	return rc < 0 ? rc : 0;
+}
+
+struct nds_nametable *
+nds_pb_stream_finish(struct nds_pb_stream *s)
+{
+	struct nds_nametable *nt = s->nt;
+
+	s->nt = NULL;
+	return nt;
+}
+
+void
+nds_pb_stream_destroy(struct nds_pb_stream *s)
+{
+	if (s == NULL)
+		return;
+	nds_nametable_destroy(s->nt);
+	free(s->d.chars);
+	free(s->d.ips.v);
+	free(s->d.alt.v);
+	free(s);
+}
+
 int
 nds_pb_parse(const uint8_t *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen)
 {
-	static const char msg[] = "NameTable";
-	struct pb_dec d = {.buf = buf, .err = err, .errlen = errlen};
-	struct nds_nametable *nt = NULL;
-	size_t pos = 0, elen = 0;
-	uint32_t field = 0;
-	unsigned wt = 0;
+	struct nds_pb_stream *s = NULL;
+	size_t used = 0;
 	int rc;
 
 	*out = NULL;
-	if (buf == NULL && len > 0)
-		return dec_err(&d, "no input");
-	if ((rc = nds_nametable_create(&nt)) != 0) {
-		rc = dec_oom(&d);
-		goto out;
+	if (buf == NULL && len > 0) {
+		nds_errf(err, errlen, "no input");
+		return -EINVAL;
 	}
-	/* A hint, capped so that a flood of tiny entries reserves no more
-	 * than the input's size; without it the table grows as it goes. */
-	(void)nds_nametable_reserve(nt, entries_count(buf, len, len / 64));
-	while (pos < len) {
-		if ((rc = rd_tag(&d, msg, &pos, len, &field, &wt)) != 0)
-			goto out;
-		if (field != 1 || wt != WT_LEN) {
-			if ((rc = rd_skip(&d, msg, field, wt, &pos, len)) != 0)
-				goto out;
-			continue;
-		}
-		if ((rc = rd_len(&d, msg, field, &pos, len, &elen)) != 0 ||
-		    (rc = entry_parse(&d, nt, pos, pos + elen)) != 0)
-			goto out;
-		pos += elen;
+	if ((rc = nds_pb_stream_create(len, &s)) != 0) {
+		nds_errf(err, errlen, "out of memory");
+		return rc;
 	}
-	*out = nt;
-	nt = NULL;
-out:
-	nds_nametable_destroy(nt);
-	free(d.chars);
-	free(d.ips.v);
-	free(d.alt.v);
+	if ((rc = nds_pb_stream_feed(s, buf, len, 1, &used, err, errlen)) == 0)
+		*out = nds_pb_stream_finish(s);
+	nds_pb_stream_destroy(s);
 	return rc;
 }
 
