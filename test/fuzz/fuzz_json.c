@@ -3,7 +3,9 @@
  * is built (options picked by the input size) and names derived from the
  * keys, the alt hosts and the input bytes are looked up.  Every answer is
  * checked for its invariants and its address bytes are read, so that a
- * bad pointer shows under ASan.
+ * bad pointer shows under ASan.  The same bytes fed to the stream decoder
+ * in pieces (as a table file is read) must give the same table when the
+ * stream takes them (it may leave an unusual shape to the whole parse).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +16,8 @@
 #include <jansson.h>
 
 #include "nds/nds.h"
+#include "nds/nds_impl.h"
+#include "test/fuzz/fuzz_stream.h"
 
 #define KEYS_PROBED 64
 
@@ -47,14 +51,14 @@ check(const struct nds_table *t, const char *q, size_t qlen)
 	if (a.target != NULL &&
 	    (a.target_len == 0 || a.target[a.target_len - 1] != '.'))
 		abort();
-	if (a.origin == NULL || (a.n4 > 0 && a.v4 == NULL) ||
-	    (a.n6 > 0 && a.v6 == NULL))
+	if (a.origin == NULL || a.origin_len == 0 ||
+	    (a.n4 > 0 && a.v4 == NULL) || (a.n6 > 0 && a.v6 == NULL))
 		abort();
 	for (i = 0; i < a.n4 * 4; i++)
 		sink ^= a.v4[i];
 	for (i = 0; i < a.n6 * 16; i++)
 		sink ^= a.v6[i];
-	sink ^= (uint8_t)a.origin[strlen(a.origin)];
+	sink ^= (uint8_t)a.origin[a.origin_len - 1];
 	(void)sink;
 }
 
@@ -126,6 +130,31 @@ probe_keys(const struct nds_table *t, const uint8_t *data, size_t size,
 	json_decref(root);
 }
 
+static int
+feed_json(void *s, const uint8_t *buf, size_t len, int eof, size_t *used)
+{
+	return nds_json_stream_feed(s, (const char *)buf, len, eof, used);
+}
+
+/* The stream's table, in pieces, encoded; *pb NULL if it did not take
+ * the input (or out of memory). */
+static void
+pieces(const uint8_t *data, size_t size, uint8_t **pb, size_t *pblen)
+{
+	struct nds_json_stream *s;
+	struct nds_nametable *nt = NULL;
+
+	*pb = NULL;
+	if (nds_json_stream_create(&s) != 0)
+		return;
+	if (fuzz_pieces(data, size, s, feed_json) == 0)
+		nt = nds_json_stream_finish(s);
+	nds_json_stream_destroy(s);
+	if (nt != NULL && nds_pb_build(nt, pb, pblen) != 0)
+		*pb = NULL;
+	nds_nametable_destroy(nt);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -134,10 +163,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nds_nametable *nt;
 	struct nds_table *t;
 	char err[128];
-	size_t n;
+	uint8_t *pp, *pw;
+	size_t n, lp, lw;
+	int rc;
 
-	if (nds_json_parse((const char *)data, size, &nt, err, sizeof(err)) !=
-	    0)
+	pieces(data, size, &pp, &lp);
+	rc = nds_json_parse((const char *)data, size, &nt, err, sizeof(err));
+	if (pp != NULL) {
+		/* What the stream takes, the whole parse takes alike. */
+		if (rc != 0)
+			abort();
+		if (nds_pb_build(nt, &pw, &lw) == 0) {
+			if (lw != lp || memcmp(pw, pp, lp) != 0)
+				abort();
+			free(pw);
+		}
+		free(pp);
+	}
+	if (rc != 0)
 		return 0;
 	if (nds_table_build(nt, o, &t, err, sizeof(err)) != 0)
 		return 0;
