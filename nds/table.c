@@ -4,17 +4,23 @@
  *
  * Layout of a compiled table (sized for 100k services, ~600k names):
  *
- *   arena  one byte array holding every stored name ("foo.ns.", no NUL);
- *          origins point at the keys in the kept NameTable.  A short
- *          form that is a prefix of its entry's FQDN shares its bytes;
+ *   arena  the kept NameTable's area: its blocks, each starting with
+ *          the entry's key and a dot, which is the stored FQDN of a
+ *          lower-case key, then the stored names no block holds
+ *          ("foo.ns.", no NUL).  A short form that is a prefix of its
+ *          entry's FQDN shares its bytes; origins are block offsets;
  *   recs   one 24-byte record per stored name: its address set, the
  *          target of its search CNAME and, for a canonical Kubernetes
  *          FQDN, the set of its derived short forms;
- *   slots  open addressing over recs (record index + 1, 0 = free), load
- *          <= 3/4, linear probing; sized once, from a counting pass;
+ *   slots  open addressing over recs (record index + 1 and a hash tag,
+ *          0 = free), load <= 3/4, linear probing; sized once, from a
+ *          counting pass;
  *   sets   one address set per entry (its v4 and v6 lists, stored once
  *          in the v4/v6 pools, and its key); merged sets only on
  *          non-Kubernetes collisions.
+ *
+ * A 100k-service table: ~41 bytes of block and 20 of entry, 24 of record,
+ * 5 of slots, 20 of set and 4 of address per service, ~12 MB in all.
  *
  * Only about one name in six is stored.  Search CNAMEs (name + search[0]
  * + ".") are derived: a lookup that misses strips search[0] and finds the
