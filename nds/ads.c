@@ -3,11 +3,12 @@
  * world (SPEC §5).  Pure: requests are built and responses judged here;
  * conn.c sends and receives.
  *
- * A response is decoded with protobuf-c, its first resource's NameTable
- * bytes are taken over (not copied) and decoded by nds_pb_parse(), which
- * is faster and stricter than protobuf-c for the one message that can be
- * 10 MB, and the table is compiled before anything is answered: the
- * verdict is ACK only for a table that is ready to serve.
+ * A response is decoded with protobuf-c, all but its first resource's
+ * NameTable bytes: those are cut out of a copy of the envelope first (see
+ * envelope_strip()) and decoded in place by nds_pb_parse(), which is
+ * faster and stricter than protobuf-c for the one message that can be 10
+ * MB, and costs no copy of it.  The table is compiled before anything is
+ * answered: the verdict is ACK only for a table that is ready to serve.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -153,7 +154,7 @@ nds_ads_result_fini(struct nds_ads_result *res)
 {
 	free(res->version);
 	free(res->nonce);
-	free(res->pb);
+	free(res->pb_own);
 	nds_table_unref(res->table);
 	memset(res, 0, sizeof(*res));
 }
@@ -169,6 +170,141 @@ result_strings(struct nds_ads_result *res, const char *version,
 	return 0;
 }
 
+/* A varint at buf[*pos..len); -1 if cut or longer than 10 bytes. */
+static int
+env_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+{
+	unsigned shift;
+
+	*v = 0;
+	for (shift = 0; shift < 70 && *pos < len; shift += 7) {
+		uint8_t b = buf[(*pos)++];
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/*
+ * The field at buf[*pos..len): its number and wire type, and for wire
+ * type 2 its payload at [*start, *pos).  *pos moves past it.  -1 where
+ * the bytes are no field protobuf-c takes (it then judges the whole).
+ */
+static int
+env_field(const uint8_t *buf, size_t len, size_t *pos, uint64_t *field,
+    unsigned *wt, size_t *start)
+{
+	uint64_t tag, n;
+
+	if (env_varint(buf, len, pos, &tag) != 0)
+		return -1;
+	*field = tag >> 3;
+	*wt = (unsigned)(tag & 7);
+	*start = *pos;
+	switch (*wt) {
+	case 0:
+		return env_varint(buf, len, pos, &n);
+	case 1:
+	case 5:
+		n = *wt == 1 ? 8 : 4;
+		break;
+	case 2:
+		if (env_varint(buf, len, pos, &n) != 0)
+			return -1;
+		*start = *pos;
+		break;
+	default:
+		return -1;
+	}
+	if (n > len - *pos)
+		return -1;
+	*pos += (size_t)n;
+	return 0;
+}
+
+static uint8_t *
+env_put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/*
+ * A copy of the DiscoveryResponse msg with every value (field 2, bytes)
+ * of its first resource (field 2, an Any) cut out, so that protobuf-c
+ * does not copy a 10 MB NameTable: *val gets the last one (which
+ * protobuf-c would keep).  What protobuf-c makes of the copy is what it
+ * makes of msg, but for that value.  0 with *out (malloc'd) or -1: keep
+ * msg whole (nothing to cut, or bytes protobuf-c should judge itself);
+ * -ENOMEM.
+ */
+static int
+envelope_strip(const uint8_t *msg, size_t len, uint8_t **out, size_t *outlen,
+    const uint8_t **val, size_t *vlen)
+{
+	size_t pos = 0, at, rstart = 0, rend, start, cut = 0, keep, i;
+	uint64_t field;
+	unsigned wt;
+	uint8_t *p;
+
+	/* The first resource. */
+	for (;;) {
+		if (pos >= len)
+			return -1;
+		at = pos;
+		if (env_field(msg, len, &pos, &field, &wt, &start) != 0)
+			return -1;
+		if (field == 2 && wt == 2) {
+			rstart = start;
+			break;
+		}
+	}
+	rend = pos;
+	/* Its values: sized, the last one kept. */
+	*val = NULL;
+	for (i = rstart; i < rend;) {
+		size_t f = i;
+
+		if (env_field(msg, rend, &i, &field, &wt, &start) != 0)
+			return -1;
+		if (field == 2 && wt == 2) {
+			cut += i - f;
+			*val = msg + start;
+			*vlen = i - start;
+		}
+	}
+	if (*val == NULL)
+		return -1;
+	keep = rend - rstart - cut;
+	/* Up to the resource's tag, its new length, the rest. */
+	for (i = at; msg[i] & 0x80; i++)
+		;
+	i++;
+	if ((*out = malloc(len - cut)) == NULL)
+		return -ENOMEM;
+	memcpy(*out, msg, i);
+	p = env_put_varint(*out + i, keep);
+	for (pos = rstart; pos < rend;) {
+		size_t f = pos;
+
+		(void)env_field(msg, rend, &pos, &field, &wt, &start);
+		if (field != 2 || wt != 2) {
+			memcpy(p, msg + f, pos - f);
+			p += pos - f;
+		}
+	}
+	memcpy(p, msg + rend, len - rend);
+	p += len - rend;
+	*outlen = (size_t)(p - *out);
+	return 0;
+}
+
 int
 nds_ads_response_process(const uint8_t *msg, size_t len,
     const struct nds_build_opts *o, struct nds_ads_result *res)
@@ -176,12 +312,21 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 	Envoy__Service__Discovery__V3__DiscoveryResponse *resp;
 	Google__Protobuf__Any *any;
 	struct nds_nametable *nt;
+	const uint8_t *val = NULL;
+	uint8_t *env = NULL;
+	size_t envlen = 0, vlen = 0;
 	char err[384];
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if ((rc = envelope_strip(msg, len, &env, &envlen, &val, &vlen)) ==
+	    -ENOMEM)
+		goto nomem;
+	if (rc != 0)
+		val = NULL;
 	resp = envoy__service__discovery__v3__discovery_response__unpack(NULL,
-	    len, msg);
+	    val != NULL ? envlen : len, val != NULL ? env : msg);
+	free(env);
 	if (resp == NULL) {
 		/* Not even the envelope decodes: there is no nonce to
 		 * echo, but a NACK still tells the control plane. */
@@ -217,8 +362,11 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 		    any->type_url);
 		goto done;
 	}
-	rc = nds_pb_parse(any->value.data, any->value.len, &nt, err,
-	    sizeof(err));
+	if (val == NULL) { /* protobuf-c holds the value */
+		val = any->value.data;
+		vlen = any->value.len;
+	}
+	rc = nds_pb_parse(val, vlen, &nt, err, sizeof(err));
 	if (rc == 0)
 		rc = nds_table_build(nt, o, &res->table, err, sizeof(err));
 	if (rc == -ENOMEM)
@@ -226,15 +374,18 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 	if (rc != 0) {
 		nds_errf(res->reason, sizeof(res->reason),
 		    "NameTable (version \"%.100s\", %zu bytes): %s",
-		    res->version, any->value.len, err);
+		    res->version, vlen, err);
 		goto done;
 	}
-	/* Take the bytes over for the snapshot; protobuf-c frees what
-	 * it allocated with malloc, so free() is the matching release. */
-	res->pb = any->value.data;
-	res->pblen = any->value.len;
-	any->value.data = NULL;
-	any->value.len = 0;
+	/* The bytes for the snapshot: in msg, or taken over from
+	 * protobuf-c, which allocates with malloc (free() releases). */
+	if (val == any->value.data) {
+		res->pb_own = any->value.data;
+		any->value.data = NULL;
+		any->value.len = 0;
+	}
+	res->pb = vlen > 0 ? val : NULL;
+	res->pblen = vlen;
 	res->verdict = NDS_ADS_ACK;
 done:
 	/* The reason quotes cut strings of the response; the NACK carries

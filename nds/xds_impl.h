@@ -91,9 +91,11 @@ struct nds_ads_result {
 	                          * after a decoded response) */
 	char *nonce;             /* nonce, "" when absent */
 	struct nds_table *table; /* ACK: one reference, for the caller */
-	uint8_t *pb;             /* ACK: the NameTable bytes (for the
-	                          * snapshot); malloc'd, may be NULL if 0 */
+	const uint8_t *pb;       /* ACK: the NameTable bytes (for the
+	                          * snapshot), in the message (valid while
+	                          * it is) or in pb_own; NULL if 0 bytes */
 	size_t pblen;
+	uint8_t *pb_own;  /* malloc'd copy pb points to, or NULL */
 	char reason[512]; /* NACK: the error_detail message; IGNORE:
 	                   * why (for the log) */
 };

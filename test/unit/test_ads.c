@@ -250,11 +250,76 @@ test_push_with_a_table_is_acked_and_answers(void **state)
 	assert_int_equal(nds_table_lookup(res.table, "productpage.", 12, &ans),
 	    0);
 	assert_int_equal(ans.n4, 1);
-	/* the snapshot bytes are the NameTable exactly as pushed */
+	/* the snapshot bytes are the NameTable exactly as pushed, read in
+	 * place: protobuf-c copied none of it */
 	assert_int_equal(res.pblen, tlen);
 	assert_memory_equal(res.pb, tbl, tlen);
+	assert_true(res.pb > msg && res.pb + res.pblen <= msg + len);
+	assert_null(res.pb_own);
 	nds_ads_result_fini(&res);
 	free(msg);
+	free(tbl);
+}
+
+/* Appends a length-delimited field to buf at *n. */
+static void
+put_ld(uint8_t *buf, size_t *n, unsigned field, const void *p, size_t len)
+{
+	buf[(*n)++] = (uint8_t)(field << 3 | 2);
+	assert_true(len < 128 * 128);
+	if (len >= 128) {
+		buf[(*n)++] = (uint8_t)(len | 0x80);
+		buf[(*n)++] = (uint8_t)(len >> 7);
+	} else {
+		buf[(*n)++] = (uint8_t)len;
+	}
+	memcpy(buf + *n, p, len);
+	*n += len;
+}
+
+/*
+ * The NameTable is cut out of the envelope before protobuf-c sees it:
+ * with a value given twice (the last one counts, as in protobuf), unknown
+ * fields around it and a second resource, the verdict and bytes are what
+ * a whole decode gives.
+ */
+static void
+test_first_resource_value_is_read_in_place(void **state)
+{
+	static const char type[] = NDS_TYPE_URL;
+	uint8_t any[4096], msg[8192], bad[] = {0x0a, 0x01}; /* cut entry */
+	struct nds_ads_result res;
+	size_t tlen, na = 0, n = 0;
+	uint8_t *tbl = sample_table(&tlen), unk[] = {0x18, 0x07};
+
+	(void)state;
+	put_ld(any, &na, 1, type, sizeof(type) - 1);
+	put_ld(any, &na, 2, bad, sizeof(bad));
+	memcpy(any + na, unk, sizeof(unk)); /* field 3, varint */
+	na += sizeof(unk);
+	put_ld(any, &na, 2, tbl, tlen);
+	put_ld(msg, &n, 1, "v9", 2);
+	put_ld(msg, &n, 2, any, na);
+	put_ld(msg, &n, 2, any, na); /* a second resource: ignored */
+	put_ld(msg, &n, 4, type, sizeof(type) - 1);
+	put_ld(msg, &n, 5, "n9", 2);
+	assert_int_equal(nds_ads_response_process(msg, n, &opts, &res), 0);
+	assert_int_equal(res.verdict, NDS_ADS_ACK);
+	assert_string_equal(res.version, "v9");
+	assert_string_equal(res.nonce, "n9");
+	assert_int_equal(res.pblen, tlen);
+	assert_memory_equal(res.pb, tbl, tlen);
+	assert_true(res.pb > msg && res.pb < msg + n);
+	nds_ads_result_fini(&res);
+	/* A broken field after the resource: protobuf-c judges the whole
+	 * message, as before the cut. */
+	msg[n++] = 0x2a; /* field 5, length 100: beyond the end */
+	msg[n++] = 100;
+	assert_int_equal(nds_ads_response_process(msg, n, &opts, &res), 0);
+	assert_int_equal(res.verdict, NDS_ADS_NACK);
+	assert_null(res.pb);
+	assert_non_null(strstr(res.reason, "does not decode"));
+	nds_ads_result_fini(&res);
 	free(tbl);
 }
 
@@ -515,6 +580,7 @@ main(void)
 	    cmocka_unit_test(
 	        test_request_build_survives_every_allocation_failure),
 	    cmocka_unit_test(test_push_with_a_table_is_acked_and_answers),
+	    cmocka_unit_test(test_first_resource_value_is_read_in_place),
 	    cmocka_unit_test(test_empty_push_is_ignored),
 	    cmocka_unit_test(test_other_type_url_is_ignored),
 	    cmocka_unit_test(test_garbage_table_is_nacked_with_its_nonce),
