@@ -1682,6 +1682,62 @@ sort_key_cmp(const void *a, const void *b, void *arg)
 	return key_cmp_n(kx + 16, lx - 16, ky + 16, ly - 16);
 }
 
+static inline bool
+sort_key_less(const struct sort_key *x, const struct sort_key *y,
+    const struct nds_nametable *nt)
+{
+	if (x->hi != y->hi)
+		return x->hi < y->hi;
+	if (x->lo != y->lo)
+		return x->lo < y->lo;
+	return sort_key_cmp(x, y, (void *)nt) < 0;
+}
+
+/*
+ * Sorts k[0..n) (tmp: room for n more): insertion sort of runs of 16,
+ * then bottom-up merges.  qsort() calls its comparison through a pointer
+ * and copies 24-byte elements byte-generically; this, with the first 16
+ * bytes compared inline, takes a third of the time for 100k keys.  Keys
+ * are distinct, so any correct sort gives the same order.
+ */
+static void
+sort_keys(struct sort_key *k, struct sort_key *tmp, size_t n,
+    const struct nds_nametable *nt)
+{
+	struct sort_key *src = k, *dst = tmp, *t, x;
+	size_t lo, mid, hi, i, j, o, w;
+
+	for (lo = 0; lo < n; lo += 16) {
+		hi = lo + 16 < n ? lo + 16 : n;
+		for (i = lo + 1; i < hi; i++) {
+			x = k[i];
+			for (j = i; j > lo && sort_key_less(&x, &k[j - 1], nt);
+			     j--)
+				k[j] = k[j - 1];
+			k[j] = x;
+		}
+	}
+	for (w = 16; w < n; w *= 2) {
+		for (lo = 0; lo < n; lo += 2 * w) {
+			mid = lo + w < n ? lo + w : n;
+			hi = lo + 2 * w < n ? lo + 2 * w : n;
+			for (i = lo, j = mid, o = lo; i < mid && j < hi;)
+				dst[o++] = sort_key_less(&src[j], &src[i], nt)
+				               ? src[j++]
+				               : src[i++];
+			while (i < mid)
+				dst[o++] = src[i++];
+			while (j < hi)
+				dst[o++] = src[j++];
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != k)
+		memcpy(k, src, n * sizeof(*k));
+}
+
 /* order[] by key, as strcmp() orders the keys. */
 static int
 sort_entries(const struct nds_nametable *nt, struct nt_entry **order, size_t n)
@@ -1690,7 +1746,8 @@ sort_entries(const struct nds_nametable *nt, struct nt_entry **order, size_t n)
 	const char *key;
 	size_t i, len;
 
-	if (n > SIZE_MAX / sizeof(*k) || (k = malloc(n * sizeof(*k))) == NULL)
+	if (n > SIZE_MAX / 2 / sizeof(*k) ||
+	    (k = malloc(2 * n * sizeof(*k))) == NULL)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		key = ent_key(nt, order[i], &len);
@@ -1698,7 +1755,7 @@ sort_entries(const struct nds_nametable *nt, struct nt_entry **order, size_t n)
 		k[i].lo = sort_word(key, len, 8);
 		k[i].e = order[i];
 	}
-	qsort_r(k, n, sizeof(*k), sort_key_cmp, (void *)nt);
+	sort_keys(k, k + n, n, nt);
 	for (i = 0; i < n; i++)
 		order[i] = k[i].e;
 	free(k);
