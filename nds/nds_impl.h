@@ -26,6 +26,15 @@ struct nds_nametable;
 int nds_nametable_reserve(struct nds_nametable *nt, size_t n);
 
 /*
+ * A decoder that has an entry's key before the rest of it: hashes key and
+ * starts loading its index slot, so that the nds_nametable_add() of that
+ * entry, with the same key pointer and bytes, finds it in cache (~20% of
+ * a 100k-service decode waited on that slot).  The next add() takes the
+ * hash if its key is that pointer; any add() forgets it.
+ */
+void nds_nametable_prefetch(struct nds_nametable *nt, const char *key);
+
+/*
  * Decoding an input that comes in pieces, e.g. a file read through a
  * window (nds_pb_parse() is one feed of the whole input):
  *

@@ -337,9 +337,10 @@ entry_parse(struct pb_dec *d, struct nds_nametable *nt, size_t pos, size_t end)
 		}
 		if ((rc = rd_len(d, msg, field, &pos, end, &len)) != 0)
 			return rc;
-		if (field == 1)
-			rc = str_take(d, msg, field, pos, len, &d->key);
-		else
+		if (field == 1 &&
+		    (rc = str_take(d, msg, field, pos, len, &d->key)) == 0)
+			nds_nametable_prefetch(nt, d->key);
+		else if (field != 1)
 			rc = info_parse(d, pos, pos + len);
 		if (rc != 0)
 			return rc;

@@ -78,6 +78,8 @@ struct nds_nametable {
 	size_t used;      /* bytes of area used */
 	size_t mapped;    /* bytes of area mapped */
 	uint32_t intern[NT_INTERN]; /* earlier registries, namespaces */
+	const char *pf_key; /* the key nds_nametable_prefetch() hashed */
+	uint32_t pf_hash;   /* its hash */
 };
 
 /*
@@ -386,9 +388,15 @@ nt_intern_get(const struct nds_nametable *nt, const char *s, size_t *slot)
 {
 	uint32_t c;
 
+	size_t len;
+
 	if (s[0] == '\0')
 		return 0;
-	*slot = hash_rev(FNV_INIT, s, strlen(s)) % NT_INTERN;
+	/* Cheap: a miss only stores another copy. */
+	len = strlen(s);
+	*slot = (len * 7 + (uint8_t)s[0] * 31 + (uint8_t)s[len - 1] +
+	            (uint8_t)s[len / 2]) %
+	        NT_INTERN;
 	c = nt->intern[*slot];
 	return c != 0 && strcmp(nt->area + c, s) == 0 ? c : NONE;
 }
@@ -735,6 +743,16 @@ nds_nametable_reserve(struct nds_nametable *nt, size_t n)
 	return (n + 1) * 10 > nt->nslots * 7 ? nt_rehash(nt, n) : 0;
 }
 
+void
+nds_nametable_prefetch(struct nds_nametable *nt, const char *key)
+{
+	nt->pf_key = key;
+	nt->pf_hash = hash_rev(FNV_INIT, key, strlen(key));
+	if (nt->nslots > 0)
+		__builtin_prefetch(
+		    &nt->idx[mix_slot(hash_mix(nt->pf_hash), nt->nslots)]);
+}
+
 int
 nds_nametable_add(struct nds_nametable *nt, const char *key,
     const struct nds_nameinfo *info)
@@ -759,7 +777,8 @@ nds_nametable_add(struct nds_nametable *nt, const char *key,
 	                              nt->cap != 0 ? nt->cap * 2 : 16)) != 0))
 		return rc;
 	klen = strlen(key);
-	hash = hash_rev(FNV_INIT, key, klen);
+	hash = key == nt->pf_key ? nt->pf_hash : hash_rev(FNV_INIT, key, klen);
+	nt->pf_key = NULL;
 	s = nt_slot(nt, key, klen, hash);
 	if (nt->idx[s] != 0) {
 		/* Duplicate key: the last one wins, as in protobuf maps. */
