@@ -233,6 +233,8 @@ struct nds_json_stream {
 	struct nds_nametable *nt; /* the entries so far */
 	struct strv ips;          /* scratch for entry_parse() */
 	struct strv alt;
+	char *chars; /* scratch for entry_fast(): NUL-ended copies */
+	size_t ccap;
 	enum js_state st;
 	bool table; /* "table" was seen */
 };
@@ -366,6 +368,205 @@ top_member(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos,
 	return 0;
 }
 
+/* ---- the usual entry, without jansson ---- */
+
+/*
+ * A string at buf[*p..len) with nothing to decode: printable ASCII, no
+ * escape.  Its bytes are [*start, *start + *slen); *p moves past it.
+ * false for anything else (jansson then reads the entry).
+ */
+static bool
+fast_str(const char *buf, size_t len, size_t *p, size_t *start, size_t *slen)
+{
+	size_t i = *p;
+
+	if (i >= len || buf[i] != '"')
+		return false;
+	*start = ++i;
+	for (; i < len; i++) {
+		uint8_t c = (uint8_t)buf[i];
+
+		if (c == '"') {
+			*slen = i - *start;
+			*p = i + 1;
+			return true;
+		}
+		if (c < 0x20 || c == '\\' || c >= 0x7f)
+			return false;
+	}
+	return false;
+}
+
+/* A name and its colon, and the space after; name in [*start, +*slen). */
+static bool
+fast_name(const char *buf, size_t len, size_t *p, size_t *start, size_t *slen)
+{
+	if (!fast_str(buf, len, p, start, slen))
+		return false;
+	*p = skip_ws(buf, len, *p);
+	if (*p >= len || buf[*p] != ':')
+		return false;
+	*p = skip_ws(buf, len, *p + 1);
+	return true;
+}
+
+/* One string's bytes kept for the entry: its offset in s->chars. */
+static bool
+fast_keep(struct nds_json_stream *s, size_t *clen, const char *b, size_t n,
+    size_t *off)
+{
+	char *np;
+	size_t cap;
+
+	if (n + 1 > s->ccap - *clen) {
+		cap =
+		    s->ccap * 2 > *clen + n + 1 ? s->ccap * 2 : *clen + n + 64;
+		if ((np = realloc(s->chars, cap)) == NULL)
+			return false;
+		s->chars = np;
+		s->ccap = cap;
+	}
+	memcpy(s->chars + *clen, b, n);
+	s->chars[*clen + n] = '\0';
+	*off = *clen;
+	*clen += n + 1;
+	return true;
+}
+
+/* An array of strings: their offsets into sv->v (as numbers until the
+ * copies stop moving). */
+static bool
+fast_strv(struct nds_json_stream *s, const char *buf, size_t len, size_t *p,
+    size_t *clen, struct strv *sv)
+{
+	size_t start, n, off;
+	const char **np;
+
+	if (*p >= len || buf[*p] != '[')
+		return false;
+	*p = skip_ws(buf, len, *p + 1);
+	if (*p < len && buf[*p] == ']') {
+		(*p)++;
+		return true;
+	}
+	for (;;) {
+		if (!fast_str(buf, len, p, &start, &n) ||
+		    !fast_keep(s, clen, buf + start, n, &off))
+			return false;
+		if (sv->n == sv->cap) {
+			np = realloc(sv->v, (sv->cap * 2 + 4) * sizeof(*np));
+			if (np == NULL)
+				return false;
+			sv->v = np;
+			sv->cap = sv->cap * 2 + 4;
+		}
+		sv->v[sv->n++] = (const char *)(uintptr_t)off;
+		*p = skip_ws(buf, len, *p);
+		if (*p >= len)
+			return false;
+		if (buf[*p] == ']') {
+			(*p)++;
+			return true;
+		}
+		if (buf[*p] != ',')
+			return false;
+		*p = skip_ws(buf, len, *p + 1);
+	}
+}
+
+enum {
+	F_IPS = 1,
+	F_REG = 2,
+	F_SN = 4,
+	F_NS = 8,
+	F_CAMEL = 16,
+	F_SNAKE = 32,
+};
+
+/* Which NameInfo field a member name is (0: another, left to jansson). */
+static unsigned
+fast_field(const char *n, size_t len)
+{
+	static const struct {
+		const char *name;
+		unsigned f;
+	} fields[] = {{"ips", F_IPS}, {"registry", F_REG}, {"shortname", F_SN},
+	    {"namespace", F_NS}, {"altHosts", F_CAMEL}, {"alt_hosts", F_SNAKE}};
+	size_t i;
+
+	for (i = 0; i < sizeof(fields) / sizeof(*fields); i++)
+		if (strlen(fields[i].name) == len &&
+		    memcmp(fields[i].name, n, len) == 0)
+			return fields[i].f;
+	return 0;
+}
+
+/*
+ * An entry of the usual form, read and added without jansson, which
+ * costs most of a 100k-entry file's load: a non-empty key, and an object
+ * of the NameInfo fields each at most once (ips and altHosts or
+ * alt_hosts arrays of strings; registry, shortname, namespace strings),
+ * every string plain ASCII.  1 when taken (*pos past it), 0 when anything
+ * differs (nothing taken: jansson reads it as before), -1 out of memory.
+ */
+static int
+entry_fast(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos)
+{
+	size_t p = *pos, clen = 0, start, n, key, off[3] = {0, 0, 0}, i;
+	struct nds_nameinfo in = {0};
+	unsigned seen = 0, f;
+	struct strv *sv;
+
+	s->ips.n = s->alt.n = 0;
+	if (!fast_name(buf, len, &p, &start, &n) || n == 0 ||
+	    !fast_keep(s, &clen, buf + start, n, &key))
+		return 0;
+	if (p >= len || buf[p] != '{')
+		return 0;
+	p = skip_ws(buf, len, p + 1);
+	while (p < len && (seen != 0 || buf[p] != '}')) {
+		if (!fast_name(buf, len, &p, &start, &n) ||
+		    (f = fast_field(buf + start, n)) == 0 || (seen & f) ||
+		    ((f | seen) & (F_CAMEL | F_SNAKE)) == (F_CAMEL | F_SNAKE))
+			return 0;
+		seen |= f;
+		if (f & (F_IPS | F_CAMEL | F_SNAKE)) {
+			sv = f == F_IPS ? &s->ips : &s->alt;
+			if (!fast_strv(s, buf, len, &p, &clen, sv))
+				return 0;
+		} else {
+			i = f == F_REG ? 0 : f == F_SN ? 1 : 2;
+			if (!fast_str(buf, len, &p, &start, &n) ||
+			    !fast_keep(s, &clen, buf + start, n, &off[i]))
+				return 0;
+		}
+		p = skip_ws(buf, len, p);
+		if (p < len && buf[p] == '}')
+			break;
+		if (p >= len || buf[p] != ',')
+			return 0; /* cut, or not JSON: jansson says */
+		p = skip_ws(buf, len, p + 1);
+	}
+	if (p >= len)
+		return 0;
+	/* The copies moved no more: offsets become pointers. */
+	for (i = 0; i < s->ips.n; i++)
+		s->ips.v[i] = s->chars + (uintptr_t)s->ips.v[i];
+	for (i = 0; i < s->alt.n; i++)
+		s->alt.v[i] = s->chars + (uintptr_t)s->alt.v[i];
+	in.ips = s->ips.v;
+	in.nips = s->ips.n;
+	in.alt_hosts = s->alt.v;
+	in.nalt = s->alt.n;
+	in.registry = (seen & F_REG) ? s->chars + off[0] : "";
+	in.shortname = (seen & F_SN) ? s->chars + off[1] : "";
+	in.ns = (seen & F_NS) ? s->chars + off[2] : "";
+	if (nds_nametable_add(s->nt, s->chars + key, &in) != 0)
+		return -1;
+	*pos = p + 1;
+	return 1;
+}
+
 /* An entry of "table", added to the table. */
 static int
 entry_take(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos,
@@ -374,6 +575,13 @@ entry_take(struct nds_json_stream *s, const char *buf, size_t len, size_t *pos,
 	size_t p = *pos;
 	json_t *k, *v;
 	int rc;
+
+	if ((rc = entry_fast(s, buf, len, pos)) != 0) {
+		if (rc < 0)
+			return STEP_BAD;
+		s->st = JS_ENTRY_NEXT;
+		return 0;
+	}
 
 	if ((rc = name_take(buf, len, &p, eof, &k)) != 0)
 		return rc;
@@ -519,6 +727,7 @@ nds_json_stream_destroy(struct nds_json_stream *s)
 	nds_nametable_destroy(s->nt);
 	free(s->ips.v);
 	free(s->alt.v);
+	free(s->chars);
 	free(s);
 }
 
@@ -527,10 +736,7 @@ nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen)
 {
 	struct nds_json_stream *s = NULL;
-	struct nds_nametable *nt = NULL;
 	size_t used = 0;
-	json_error_t je;
-	json_t *root;
 	int rc;
 
 	*out = NULL;
@@ -544,6 +750,19 @@ nds_json_parse(const char *buf, size_t len, struct nds_nametable **out,
 	nds_json_stream_destroy(s);
 	if (rc == 0)
 		return 0;
+	return nds_json_parse_tree(buf, len, out, err, errlen);
+}
+
+int
+nds_json_parse_tree(const char *buf, size_t len, struct nds_nametable **out,
+    char *err, size_t errlen)
+{
+	struct nds_nametable *nt = NULL;
+	json_error_t je;
+	json_t *root;
+	int rc;
+
+	*out = NULL;
 	/* No JSON_DECODE_ANY: the top level must be an object or array. */
 	if ((root = json_loadb(buf, len, 0, &je)) == NULL) {
 		nds_errf(err, errlen, "JSON error at line %d, column %d: %s",

@@ -73,6 +73,15 @@ void nds_pb_stream_destroy(struct nds_pb_stream *s);
  */
 struct nds_json_stream;
 int nds_json_stream_create(struct nds_json_stream **out);
+
+/*
+ * nds_json_parse() without the stream: the whole document's jansson tree,
+ * which takes every shape and says what is wrong.  What the stream takes
+ * (its own scanner reads the usual entries, jansson the rest) it must
+ * give alike: fuzz_json checks that.
+ */
+int nds_json_parse_tree(const char *buf, size_t len, struct nds_nametable **out,
+    char *err, size_t errlen);
 int nds_json_stream_feed(struct nds_json_stream *s, const char *buf, size_t len,
     int eof, size_t *used);
 struct nds_nametable *nds_json_stream_finish(struct nds_json_stream *s);

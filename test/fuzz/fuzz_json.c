@@ -5,7 +5,9 @@
  * checked for its invariants and its address bytes are read, so that a
  * bad pointer shows under ASan.  The same bytes fed to the stream decoder
  * in pieces (as a table file is read) must give the same table when the
- * stream takes them (it may leave an unusual shape to the whole parse).
+ * stream takes them (it may leave an unusual shape to the whole parse),
+ * and so must jansson's whole tree (nds_json_parse_tree()), which does
+ * not use the stream's own scanner for the usual entries.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -160,7 +162,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct nds_build_opts *o =
 	    &fuzz_opts[size % (sizeof(fuzz_opts) / sizeof(*fuzz_opts))];
-	struct nds_nametable *nt;
+	struct nds_nametable *nt, *nt2;
 	struct nds_table *t;
 	char err[128];
 	uint8_t *pp, *pw;
@@ -177,6 +179,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (lw != lp || memcmp(pw, pp, lp) != 0)
 				abort();
 			free(pw);
+		}
+		/* And jansson's tree, entry by entry, alike too. */
+		if (nds_json_parse_tree((const char *)data, size, &nt2, err,
+		        sizeof(err)) == 0) {
+			if (nds_pb_build(nt2, &pw, &lw) == 0) {
+				if (lw != lp || memcmp(pw, pp, lp) != 0)
+					abort();
+				free(pw);
+			}
+			nds_nametable_destroy(nt2);
+		} else if (strcmp(err, "out of memory") != 0) {
+			abort();
 		}
 		free(pp);
 	}

@@ -19,6 +19,7 @@
 #include "test/unit/tmpfile.h"
 
 #include "nds/nds.h"
+#include "nds/nds_impl.h"
 #include "test/unit/nds_expect.h"
 
 static int
@@ -371,10 +372,72 @@ test_file_protobuf_binary_is_told_apart_from_json(void **state)
 	assert_non_null(strstr(err, "protobuf"));
 }
 
+/*
+ * The stream reads the usual entries with a scanner of its own and hands
+ * anything else to jansson: every one of these gives what jansson's whole
+ * tree gives, the same table (as its protobuf encoding) or an error.
+ */
+static void
+test_fast_entries_match_the_tree(void **state)
+{
+	static const char *const docs[] = {
+	    "{\"table\":{\"a.ns.svc.cluster.local\":{\"ips\":[\"10.0.0.1\","
+	    "\"::1\"],\"registry\":\"Kubernetes\",\"shortname\":\"a\","
+	    "\"namespace\":\"ns\",\"altHosts\":[\"x\",\"y\"]}}}",
+	    "{\"table\" : { \"k\" : { } , \"k2\":{\"alt_hosts\":[]} } }",
+	    "{\"table\":{\"k\":{\"ips\":[]},\"k\":{\"ips\":[\"1.2.3.4\"]}}}",
+	    /* everything below is left to jansson, in part or whole */
+	    "{\"table\":{\"k\":{\"registry\":\"a\\u0041\"}}}",
+	    "{\"table\":{\"k\\n\":{\"registry\":\"x\"}}}",
+	    "{\"table\":{\"caf\xc3\xa9\":{\"ips\":[\"1.2.3.4\"]}}}",
+	    "{\"table\":{\"k\":{\"other\":7,\"ips\":[\"1.2.3.4\"]}}}",
+	    "{\"table\":{\"k\":{\"ips\":null,\"registry\":null}}}",
+	    "{\"table\":{\"k\":null}}",
+	    "{\"table\":{\"k\":{\"registry\":\"a\",\"registry\":\"b\"}}}",
+	    "{\"table\":{\"k\":{\"altHosts\":[\"a\"],\"alt_hosts\":[\"b\"]}}}",
+	    "{\"table\":{\"k\":{\"ips\":[\"1.2.3.4\",]}}}",
+	    "{\"table\":{\"k\":{\"ips\":[\"1.2.3.4\"],}}}",
+	    "{\"table\":{\"k\":{\"ips\":[\"1.2.3.4\"] \"registry\":\"x\"}}}",
+	    "{\"table\":{\"k\":{\"ips\":[1]}}}",
+	    "{\"table\":{\"\":{\"ips\":[\"1.2.3.4\"]}}}",
+	    "{\"table\":{\"k\":{\"ips\":\"1.2.3.4\"}}}",
+	    "{\"table\":{\"k\":{\"ips\":[\"1.2.3.4\"]}",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(docs) / sizeof(*docs); i++) {
+		struct nds_nametable *a = NULL, *b = NULL;
+		uint8_t *pa = NULL, *pb = NULL;
+		size_t la = 0, lb = 0;
+		char ea[256] = "", eb[256] = "";
+		int ra, rb;
+
+		ra = nds_json_parse(docs[i], strlen(docs[i]), &a, ea,
+		    sizeof(ea));
+		rb = nds_json_parse_tree(docs[i], strlen(docs[i]), &b, eb,
+		    sizeof(eb));
+		if (ra != rb || strcmp(ea, eb) != 0)
+			fail_msg("doc %zu: %d \"%s\" vs tree %d \"%s\"", i, ra,
+			    ea, rb, eb);
+		if (ra == 0) {
+			assert_int_equal(nds_pb_build(a, &pa, &la), 0);
+			assert_int_equal(nds_pb_build(b, &pb, &lb), 0);
+			assert_int_equal(la, lb);
+			assert_memory_equal(pa, pb, la);
+		}
+		free(pa);
+		free(pb);
+		nds_nametable_destroy(a);
+		nds_nametable_destroy(b);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fast_entries_match_the_tree),
 	    cmocka_unit_test(test_good_documents_parse),
 	    cmocka_unit_test(test_bad_documents_name_entry_and_field),
 	    cmocka_unit_test(test_deep_nesting_is_rejected_not_crashed),
