@@ -1373,16 +1373,40 @@ build_opts(struct build *b, const struct nds_build_opts *o)
 	}
 }
 
+enum {
+	CLS_K8S = 1,   /* a Kubernetes entry */
+	CLS_CANON = 2, /* its short forms are derived */
+	CLS_FORM1 = 4, /* it has form 1 (own namespace) */
+};
+
 /* The per-entry build state of e with set. */
 static void
-entry_begin(struct build *b, uint32_t set)
+entry_begin(struct build *b, uint32_t set, uint8_t cls)
 {
 	b->set = set;
-	b->k8s = strcmp(b->v.reg, "Kubernetes") == 0;
-	b->canon = b->k8s && entry_canonical(b);
-	b->form1 = b->canon && strcmp(b->v.ns, b->ns) == 0;
+	b->k8s = cls & CLS_K8S;
+	b->canon = cls & CLS_CANON;
+	b->form1 = cls & CLS_FORM1;
 	b->fqdn = NONE;
 	b->fqlen = 0;
+}
+
+/* What kind of entry b->v is (CLS_*): worked out once, in the counting
+ * pass, and kept for the second. */
+static uint8_t
+entry_class(const struct build *b)
+{
+	uint8_t cls = 0;
+
+	if (strcmp(b->v.reg, "Kubernetes") == 0) {
+		cls |= CLS_K8S;
+		if (entry_canonical(b)) {
+			cls |= CLS_CANON;
+			if (strcmp(b->v.ns, b->ns) == 0)
+				cls |= CLS_FORM1;
+		}
+	}
+	return cls;
 }
 
 /*
@@ -1390,7 +1414,8 @@ entry_begin(struct build *b, uint32_t set)
  * nothing), and the names and arena bytes it adds.
  */
 static int
-entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
+entry_count(struct build *b, const struct nt_entry *e, uint32_t *set,
+    uint8_t *cls)
 {
 	int rc;
 
@@ -1404,7 +1429,8 @@ entry_count(struct build *b, const struct nt_entry *e, uint32_t *set)
 	/* No valid IP: skipped, queries for its names are forwarded. */
 	if ((rc = entry_set(b->t, e, &b->v, set)) != 0 || *set == NONE)
 		return rc;
-	entry_begin(b, *set);
+	*cls = entry_class(b);
+	entry_begin(b, *set, *cls);
 	return entry_names(b, e, count_name);
 }
 
@@ -1434,12 +1460,13 @@ build_alloc(struct build *b)
 
 /* Applies one entry (with a set) to the table. */
 static int
-entry_apply(struct build *b, const struct nt_entry *e, uint32_t set)
+entry_apply(struct build *b, const struct nt_entry *e, uint32_t set,
+    uint8_t cls)
 {
 	nt_view(b->t->src, e, &b->v);
 	b->off = e->off;
 	b->t->sets[set].origin = e->off;
-	entry_begin(b, set);
+	entry_begin(b, set, cls);
 	return entry_names(b, e, add_addr);
 }
 
@@ -1805,10 +1832,13 @@ build_passes(struct build *b, struct nt_entry **order, size_t n)
 	const char *k0, *k1;
 	size_t i, l0, l1;
 	uint32_t *sets;
+	uint8_t *cls;
 	int rc = 0;
 
-	if ((sets = malloc(n * sizeof(*sets))) == NULL)
+	/* Per entry: its set, then its class (CLS_*). */
+	if (n > SIZE_MAX / 5 || (sets = malloc(n * 5)) == NULL)
 		return -ENOMEM;
+	cls = (uint8_t *)(sets + n);
 	for (i = 1; i < n; i++) {
 		k0 = ent_key(nt, order[i - 1], &l0);
 		k1 = ent_key(nt, order[i], &l1);
@@ -1819,14 +1849,14 @@ build_passes(struct build *b, struct nt_entry **order, size_t n)
 		rc = sort_entries(nt, order, n);
 	for (i = 0; i < n && rc == 0; i++) {
 		prefetch_entry(nt, order, i, n);
-		rc = entry_count(b, order[i], &sets[i]);
+		rc = entry_count(b, order[i], &sets[i], &cls[i]);
 	}
 	if (rc == 0)
 		rc = build_alloc(b);
 	for (i = 0; i < n && rc == 0; i++) {
 		prefetch_entry(nt, order, i, n);
 		if (sets[i] != NONE)
-			rc = entry_apply(b, order[i], sets[i]);
+			rc = entry_apply(b, order[i], sets[i], cls[i]);
 	}
 	if (rc == 0) {
 		build_claims(b);
