@@ -658,9 +658,14 @@ dump_render(const struct agent_config *cfg, const char *from, const char *body,
 	size_t w[5] = {4, 4, 3, 4, 6}, n = 0;
 	int rc, code = 1;
 
-	/* The first walk checks the shape and measures the columns. */
-	if ((rc = dump_walk(&d, cfg->json ? dump_count : dump_width, w, &n)) !=
-	    0) {
+	/*
+	 * The first walk checks the shape and measures the columns.  No NUL
+	 * byte: jansson, reading one value of a longer text, drops one after
+	 * a literal and then counts the position one byte short.
+	 */
+	if (memchr(body, '\0', len) != NULL ||
+	    (rc = dump_walk(&d, cfg->json ? dump_count : dump_width, w, &n)) !=
+	        0) {
 		fprintf(stderr,
 		    "dnsproxy: the answer of the agent on %s is not the "
 		    "table JSON ({\"records\": [..]})\n",

@@ -704,6 +704,15 @@ nds_json_stream_feed(struct nds_json_stream *s, const char *buf, size_t len,
 	size_t pos = 0;
 	int rc;
 
+	/*
+	 * A NUL byte is never JSON, but jansson drops one that follows a
+	 * literal or a number, and then counts the position of the value
+	 * one byte short, which would put the stream out of step: refuse it
+	 * here, and the whole-document parse gives the message.
+	 */
+	*used = 0;
+	if (memchr(buf, '\0', len) != NULL)
+		return -1;
 	while ((rc = js_step(s, buf, len, eof != 0, &pos)) == 0)
 		;
 	*used = pos;
@@ -758,11 +767,26 @@ nds_json_parse_tree(const char *buf, size_t len, struct nds_nametable **out,
     char *err, size_t errlen)
 {
 	struct nds_nametable *nt = NULL;
+	const char *nul;
 	json_error_t je;
 	json_t *root;
 	int rc;
 
 	*out = NULL;
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		const char *p, *bol = buf;
+		int line = 1;
+
+		for (p = buf; p < nul; p++)
+			if (*p == '\n') {
+				line++;
+				bol = p + 1;
+			}
+		nds_errf(err, errlen,
+		    "JSON error at line %d, column %d: NUL byte", line,
+		    (int)(nul - bol) + 1);
+		return -EINVAL;
+	}
 	/* No JSON_DECODE_ANY: the top level must be an object or array. */
 	if ((root = json_loadb(buf, len, 0, &je)) == NULL) {
 		nds_errf(err, errlen, "JSON error at line %d, column %d: %s",
