@@ -226,7 +226,7 @@ agent_build_table(struct agent_ctx *a, const char *path, struct nds_table **out,
  */
 static void
 agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
-    const char *version, uint64_t us)
+    const char *version, uint64_t us, uint64_t early_us)
 {
 	struct nds_table *old = a->st.table;
 
@@ -242,10 +242,18 @@ agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
 		    "file-%llu", (unsigned long long)a->st.table_loads);
 	nds_table_unref(old);
 	malloc_trim(0); /* the old table's pages, unless a holder remains */
-	log_info("table from %s (version %s): %zu entries, %zu names, built in "
-	         "%.1f ms",
-	    from, a->st.table_version, nds_table_entries(t), nds_table_names(t),
-	    (double)us / 1000.0);
+	if (early_us > 0)
+		log_info("table from %s (version %s): %zu entries, %zu names, "
+		         "built in %.1f ms after the last byte (%.1f ms of "
+		         "decoding as it arrived)",
+		    from, a->st.table_version, nds_table_entries(t),
+		    nds_table_names(t), (double)us / 1000.0,
+		    (double)early_us / 1000.0);
+	else
+		log_info("table from %s (version %s): %zu entries, %zu names, "
+		         "built in %.1f ms",
+		    from, a->st.table_version, nds_table_entries(t),
+		    nds_table_names(t), (double)us / 1000.0);
 }
 
 static void
@@ -268,7 +276,7 @@ agent_on_hup(evutil_socket_t sig, short what, void *arg)
 		log_warn("SIGHUP: keeping the previous table");
 		return;
 	}
-	agent_table_swap(a, t, a->cfg.table_path, NULL, us);
+	agent_table_swap(a, t, a->cfg.table_path, NULL, us, 0);
 }
 
 static void
@@ -407,7 +415,7 @@ agent_load_snapshot(struct agent_ctx *a)
 		log_warn("snapshot %s ignored", a->cfg.snapshot_path);
 		return;
 	}
-	agent_table_swap(a, t, a->cfg.snapshot_path, "snapshot", us);
+	agent_table_swap(a, t, a->cfg.snapshot_path, "snapshot", us, 0);
 }
 
 /* A push was accepted: swap it in, then persist it (SPEC §5). */
@@ -419,7 +427,8 @@ agent_xds_table(struct nds_table *t, const char *version, const uint8_t *pb,
 	char err[512];
 
 	a->st.xds_pushes++;
-	agent_table_swap(a, t, "xds", version, nds_client_build_usec(a->xds));
+	agent_table_swap(a, t, "xds", version, nds_client_build_usec(a->xds),
+	    nds_client_early_usec(a->xds));
 	if (a->cfg.snapshot_path != NULL &&
 	    nds_snapshot_write(a->cfg.snapshot_path, pb, pblen, err,
 	        sizeof(err)) != 0)
@@ -521,7 +530,7 @@ agent_run(struct agent_ctx *a)
 	if (a->cfg.table_path != NULL) {
 		if (agent_build_table(a, a->cfg.table_path, &t, &us) != 0)
 			return 1;
-		agent_table_swap(a, t, a->cfg.table_path, NULL, us);
+		agent_table_swap(a, t, a->cfg.table_path, NULL, us, 0);
 	} else if (a->cfg.snapshot_path != NULL)
 		agent_load_snapshot(a);
 	if (a->st.table == NULL)

@@ -9,6 +9,8 @@
  * faster and stricter than protobuf-c for the one message that can be 10
  * MB, and costs no copy of it.  The table is compiled before anything is
  * answered: the verdict is ACK only for a table that is ready to serve.
+ * A large response's NameTable is decoded as its bytes arrive (see
+ * nds_ads_early_feed()), so that its last byte leaves only the compile.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -305,9 +307,113 @@ envelope_strip(const uint8_t *msg, size_t len, uint8_t **out, size_t *outlen,
 	return 0;
 }
 
+/* ---- the NameTable decoded as it arrives ---- */
+
+void
+nds_ads_early_init(struct nds_ads_early *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->step = NDS_EARLY_STEP;
+}
+
+void
+nds_ads_early_fini(struct nds_ads_early *e)
+{
+	nds_pb_stream_destroy(e->pb);
+	memset(e, 0, sizeof(*e));
+}
+
+static void
+early_drop(struct nds_ads_early *e)
+{
+	nds_pb_stream_destroy(e->pb);
+	e->pb = NULL;
+	e->dead = 1;
+}
+
+/*
+ * Walks the fields at msg[e->pos..) up to the value of the first resource,
+ * as envelope_strip() does but with only the first got of the lim bytes
+ * of the scope (the message, then the resource) in hand.  0: found (or
+ * already); 1: more bytes needed; -1: given up.
+ */
+static int
+early_locate(struct nds_ads_early *e, const uint8_t *msg, size_t got,
+    size_t total)
+{
+	size_t p, start, lim, have;
+	uint64_t tag, n;
+	unsigned wt;
+
+	while (e->vstart == 0) {
+		lim = e->rend != 0 ? e->rend : total;
+		have = got < lim ? got : lim;
+		p = e->pos;
+		if (p >= lim)
+			return -1; /* no resource, or none with a value */
+		if (env_varint(msg, have, &p, &tag) != 0)
+			return have < lim ? 1 : -1;
+		wt = (unsigned)(tag & 7);
+		if (tag >> 3 == 2 && wt == 2) {
+			/* the resource, then its value: their length only */
+			if (env_varint(msg, have, &p, &n) != 0)
+				return have < lim ? 1 : -1;
+			if (n > lim - p)
+				return -1;
+			if (e->rend == 0)
+				e->rend = p + (size_t)n;
+			else {
+				e->vstart = p;
+				e->vlen = (size_t)n;
+			}
+			e->pos = p;
+			continue;
+		}
+		/* anything else is passed whole */
+		p = e->pos;
+		if (env_field(msg, have, &p, &n, &wt, &start) != 0)
+			return have < lim ? 1 : -1;
+		e->pos = p;
+	}
+	return 0;
+}
+
+void
+nds_ads_early_feed(struct nds_ads_early *e, const uint8_t *msg, size_t got,
+    size_t total)
+{
+	size_t from, upto, used = 0;
+	int eof, rc;
+
+	if (e->dead || e->whole || got > total)
+		return;
+	if ((rc = early_locate(e, msg, got, total)) != 0) {
+		if (rc < 0)
+			early_drop(e);
+		return;
+	}
+	from = e->vstart + e->done;
+	upto = got < e->vstart + e->vlen ? got : e->vstart + e->vlen;
+	eof = upto == e->vstart + e->vlen;
+	if (!eof && upto - from < e->step)
+		return;
+	if (e->pb == NULL && nds_pb_stream_create(e->vlen, &e->pb) != 0) {
+		early_drop(e);
+		return;
+	}
+	if (nds_pb_stream_feed(e->pb, msg + from, upto - from, eof, &used, NULL,
+	        0) != 0) {
+		early_drop(e);
+		return;
+	}
+	e->done += used;
+	e->whole = eof;
+}
+
 int
 nds_ads_response_process(const uint8_t *msg, size_t len,
-    const struct nds_build_opts *o, struct nds_ads_result *res)
+    const struct nds_build_opts *o, struct nds_ads_early *early,
+    struct nds_ads_result *res)
 {
 	Envoy__Service__Discovery__V3__DiscoveryResponse *resp;
 	Google__Protobuf__Any *any;
@@ -366,7 +472,16 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 		val = any->value.data;
 		vlen = any->value.len;
 	}
-	rc = nds_pb_parse(val, vlen, &nt, err, sizeof(err));
+	/* What was decoded as it arrived, if it read these very bytes. */
+	if (early != NULL)
+		nds_ads_early_feed(early, msg, len, len);
+	if (early != NULL && early->whole && val == msg + early->vstart &&
+	    vlen == early->vlen) {
+		nt = nds_pb_stream_finish(early->pb);
+		rc = 0;
+	} else {
+		rc = nds_pb_parse(val, vlen, &nt, err, sizeof(err));
+	}
 	if (rc == 0)
 		rc = nds_table_build(nt, o, &res->table, err, sizeof(err));
 	if (rc == -ENOMEM)

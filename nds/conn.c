@@ -68,17 +68,23 @@ struct nds_client {
 	/* timers */
 	struct event *retry, *dial, *keepalive, *ping_timeout;
 	struct evdns_base *dns; /* created on the first host name */
-	uint64_t build_us;      /* decode + compile of the last response */
+	uint64_t build_us;      /* what the last response took after its
+	                         * last byte: the rest of the decode, and
+	                         * the compile */
+	uint64_t early_us;      /* its decode while it arrived */
 
 	/* the current connection */
 	struct bufferevent *bev;
 	struct nds_h2 *h2;
 	struct nds_grpc_rx rx;
 	struct nds_ads_skim skim;
-	int skimming;         /* an oversized response is being skimmed */
-	int connected;        /* the server's SETTINGS arrived */
-	int broken;           /* tear down after the current callback */
-	char why[512];        /* why it broke */
+	int skimming;               /* an oversized response is being skimmed */
+	struct nds_ads_early early; /* the response arriving, decoded */
+	int early_on;               /* early is in use */
+	uint64_t early_acc;         /* time early has taken so far */
+	int connected;              /* the server's SETTINGS arrived */
+	int broken;                 /* tear down after the current callback */
+	char why[512];              /* why it broke */
 	unsigned attempt;     /* failed attempts since the last response */
 	char token_note[160]; /* token state, for the connect event */
 };
@@ -230,6 +236,8 @@ client_close(struct nds_client *c)
 	}
 	nds_grpc_rx_fini(&c->rx);
 	c->skimming = 0;
+	nds_ads_early_fini(&c->early);
+	c->early_on = 0;
 	c->broken = 0;
 	evtimer_del(c->dial);
 	evtimer_del(c->keepalive);
@@ -343,6 +351,31 @@ client_nack(struct nds_client *c, const char *version, const char *nonce,
 		client_break(c, "out of memory for a NACK");
 }
 
+static uint64_t
+usec_between(const struct timespec *t0, const struct timespec *t1)
+{
+	return (uint64_t)(t1->tv_sec - t0->tv_sec) * 1000000u +
+	       (uint64_t)((t1->tv_nsec - t0->tv_nsec) / 1000);
+}
+
+/* A response still arriving: decode what has come of its NameTable. */
+static void
+client_on_partial(struct nds_client *c, const uint8_t *msg, size_t got,
+    uint64_t total)
+{
+	struct timespec t0, t1;
+
+	if (!c->early_on) {
+		nds_ads_early_init(&c->early);
+		c->early_on = 1;
+		c->early_acc = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	nds_ads_early_feed(&c->early, msg, got, (size_t)total);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c->early_acc += usec_between(&t0, &t1);
+}
+
 static void
 client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 {
@@ -351,10 +384,13 @@ client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 	int rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = nds_ads_response_process(msg, len, &c->build, &res);
+	rc = nds_ads_response_process(msg, len, &c->build,
+	    c->early_on ? &c->early : NULL, &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	c->build_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
-	              (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);
+	c->build_us = usec_between(&t0, &t1);
+	c->early_us = c->early_on ? c->early_acc : 0;
+	nds_ads_early_fini(&c->early);
+	c->early_on = 0;
 	if (rc != 0) {
 		client_break(c, "out of memory decoding a response");
 		return;
@@ -388,6 +424,9 @@ client_on_message(enum nds_grpc_part part, const uint8_t *data, size_t len,
 	char reason[256];
 
 	switch (part) {
+	case NDS_GRPC_PARTIAL:
+		client_on_partial(c, data, len, total);
+		break;
 	case NDS_GRPC_MESSAGE:
 		client_on_response(c, data, len);
 		break;
@@ -853,6 +892,12 @@ uint64_t
 nds_client_build_usec(const struct nds_client *c)
 {
 	return c->build_us;
+}
+
+uint64_t
+nds_client_early_usec(const struct nds_client *c)
+{
+	return c->early_us;
 }
 
 void

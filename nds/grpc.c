@@ -141,6 +141,10 @@ nds_grpc_rx_feed(struct nds_grpc_rx *rx, const uint8_t *data, size_t len,
 		rx->got += n;
 		data += n;
 		len -= n;
+		if (!rx->oversize && rx->got < rx->msg_len &&
+		    (rc = fn(NDS_GRPC_PARTIAL, rx->buf, (size_t)rx->got,
+		         rx->msg_len, arg)) != 0)
+			return rc;
 	}
 	return 0;
 }

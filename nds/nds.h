@@ -328,10 +328,14 @@ int nds_client_create(struct event_base *base,
 void nds_client_destroy(struct nds_client *c); /* NULL-safe */
 
 /*
- * Microseconds the last response took to decode and compile (the loop is
- * blocked meanwhile); valid inside on_table for the table being handed.
+ * Microseconds the last response took after its last byte came: what was
+ * left of its decode, and the compile (the loop answers nothing
+ * meanwhile).  Valid inside on_table for the table being handed, as is
+ * early: the time spent decoding its NameTable as the bytes arrived, in
+ * steps between reads (0 for a response that came in one read).
  */
 uint64_t nds_client_build_usec(const struct nds_client *c);
+uint64_t nds_client_early_usec(const struct nds_client *c);
 
 /*
  * Checks an --xds address ("host:port", "[IPv6]:port"); 0 or -EINVAL.

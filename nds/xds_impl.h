@@ -23,15 +23,20 @@
 
 /* What nds_grpc_rx_feed() reports. */
 enum nds_grpc_part {
-	NDS_GRPC_MESSAGE,     /* a whole message: data, len */
-	NDS_GRPC_OVERSIZE,    /* part of a message over the limit: data,
-	                       * len, never kept; total = its full length */
-	NDS_GRPC_OVERSIZE_END /* the oversized message has been skipped */
+	NDS_GRPC_MESSAGE,      /* a whole message: data, len */
+	NDS_GRPC_OVERSIZE,     /* part of a message over the limit: data,
+	                        * len, never kept; total = its full length */
+	NDS_GRPC_OVERSIZE_END, /* the oversized message has been skipped */
+	NDS_GRPC_PARTIAL       /* a message being kept has grown and is not
+	                        * whole yet: data = its first len bytes
+	                        * (the buffer may move as it grows; len <
+	                        * total); NDS_GRPC_MESSAGE follows */
 };
 
 /*
- * Called once per message, or per chunk of an oversized one.  The bytes
- * are valid during the call only.  A nonzero return stops the feed and is
+ * Called once per message (after a PARTIAL per feed that added to it but
+ * did not complete it), or per chunk of an oversized one.  The bytes are
+ * valid during the call only.  A nonzero return stops the feed and is
  * returned by nds_grpc_rx_feed().
  */
 typedef int (*nds_grpc_fn)(enum nds_grpc_part part, const uint8_t *data,
@@ -101,13 +106,48 @@ struct nds_ads_result {
 };
 
 /*
+ * The NameTable of a large response, decoded while the response arrives:
+ * fed the message so far after each read (NDS_GRPC_PARTIAL), it finds the
+ * first resource's value and decodes what has come of it, at least
+ * NDS_EARLY_STEP bytes at a time (a 100k-service table: 8 MB, ~130 steps
+ * of ~0.2 ms), so that once the last byte is in only
+ * the rest of the decode and the compile keep the loop from queries.
+ * Best effort: anything unusual (a field it cannot read yet or at all, a
+ * decode error) gives it up, and nds_ads_response_process() decodes the
+ * whole value as before.  The table it gives is the one nds_pb_parse()
+ * gives for the same bytes.
+ */
+#define NDS_EARLY_STEP (64 * 1024)
+struct nds_pb_stream;
+struct nds_ads_early {
+	struct nds_pb_stream *pb; /* the value's decoder, once started */
+	size_t pos;               /* next field to read (top level, then
+	                           * inside the resource) */
+	size_t rend;              /* end of the first resource; 0 before */
+	size_t vstart, vlen;      /* the value's bytes; vstart 0 before */
+	size_t done;              /* bytes of it decoded */
+	size_t step;              /* fewest bytes worth a decode: init
+	                           * sets NDS_EARLY_STEP (tests: less) */
+	int dead;                 /* given up */
+	int whole;                /* all of it decoded */
+};
+void nds_ads_early_init(struct nds_ads_early *e);
+/* msg: the message's first got of total bytes (got == total: all). */
+void nds_ads_early_feed(struct nds_ads_early *e, const uint8_t *msg, size_t got,
+    size_t total);
+void nds_ads_early_fini(struct nds_ads_early *e);
+
+/*
  * Decodes one DiscoveryResponse (SPEC §5): another type URL or no
  * resources: IGNORE; resources[0] must be a NameTable that decodes and
  * compiles with o, else NACK.  Pure.  Always fills res (0), except
- * -ENOMEM when even the result cannot be allocated.
+ * -ENOMEM when even the result cannot be allocated.  early: NULL, or what
+ * was fed the message as it arrived; it is given the rest, and its table
+ * is taken if it decoded the very bytes the NameTable is read from.
  */
 int nds_ads_response_process(const uint8_t *msg, size_t len,
-    const struct nds_build_opts *o, struct nds_ads_result *res);
+    const struct nds_build_opts *o, struct nds_ads_early *early,
+    struct nds_ads_result *res);
 void nds_ads_result_fini(struct nds_ads_result *res);
 
 /*

@@ -23,6 +23,9 @@
  *    string of the response that was UTF-8 cut into one that is not;
  *  - nds_pb_parse() and protobuf-c disagree on a NameTable both accept,
  *    or protobuf-c rejects our canonical encoding of one we accept;
+ *  - the same message fed as it would arrive to the early decoder (pieces
+ *    and step sizes from its length) gives another verdict, reason,
+ *    version, nonce, NameTable bytes or table than the whole decode;
  *  - the skimmer's version, nonce or type URL differ from protobuf-c's
  *    decode of the same message (it is also run on every whole message,
  *    cut in two, so its paths do not depend on oversized inputs).
@@ -56,7 +59,9 @@ static const struct nds_build_opts opts = {
 struct run {
 	struct nds_grpc_rx rx;
 	struct nds_ads_skim skim;
-	int skimming; /* inside an oversized message */
+	int skimming;               /* inside an oversized message */
+	struct nds_ads_early early; /* fed the message kept, as conn.c */
+	int early_on;
 	uint8_t *big; /* its bytes so far, for the cross-check */
 	size_t biglen;
 	int oom; /* a copy failed: skip the cross-check */
@@ -394,8 +399,64 @@ check_verdict(const struct nds_ads_result *res, const Response *resp)
 	}
 }
 
+/* The canonical bytes of a result's table (NULL: none or no memory). */
+static uint8_t *
+table_bytes(const struct nds_ads_result *res, size_t *len)
+{
+	uint8_t *p;
+
+	if (res->table == NULL ||
+	    nds_pb_build(nds_table_source(res->table), &p, len) != 0)
+		return NULL;
+	return p;
+}
+
+/*
+ * The same message again, fed to the early decoder as it would arrive in
+ * pieces of step bytes, decoding at least step bytes at a time: the result
+ * must be the one of the whole decode, res.
+ */
 static void
-on_response(const uint8_t *msg, size_t len)
+check_early(const uint8_t *msg, size_t len, const struct nds_ads_result *res,
+    struct nds_ads_early *fed)
+{
+	struct nds_ads_early own, *e = fed;
+	struct nds_ads_result r2;
+	size_t step = 1 + len % 61, got, la = 0, lb = 0;
+	uint8_t *a, *b;
+	int rc;
+
+	if (e == NULL) {
+		e = &own;
+		nds_ads_early_init(e);
+		e->step = 1 + len % 37;
+		for (got = step; got < len; got += step)
+			nds_ads_early_feed(e, msg, got, len);
+	}
+	rc = nds_ads_response_process(msg, len, &opts, e, &r2);
+	nds_ads_early_fini(e);
+	if (rc != 0)
+		return; /* -ENOMEM */
+	if (r2.verdict != res->verdict || strcmp(r2.reason, res->reason) != 0 ||
+	    strcmp(r2.version, res->version) != 0 ||
+	    strcmp(r2.nonce, res->nonce) != 0 || r2.pblen != res->pblen ||
+	    (r2.pblen > 0 && memcmp(r2.pb, res->pb, r2.pblen) != 0))
+		abort();
+	a = table_bytes(res, &la);
+	b = table_bytes(&r2, &lb);
+	if (a != NULL && b != NULL && (la != lb || memcmp(a, b, la) != 0))
+		abort();
+	if (res->table != NULL &&
+	    (nds_table_entries(r2.table) != nds_table_entries(res->table) ||
+	        nds_table_names(r2.table) != nds_table_names(res->table)))
+		abort();
+	free(a);
+	free(b);
+	nds_ads_result_fini(&r2);
+}
+
+static void
+on_response(const uint8_t *msg, size_t len, struct nds_ads_early *fed)
 {
 	struct nds_ads_result res;
 	struct nds_ads_skim s;
@@ -411,8 +472,12 @@ on_response(const uint8_t *msg, size_t len)
 	}
 	check_skim(&s, msg, len);
 
-	if (nds_ads_response_process(msg, len, &opts, &res) != 0)
+	if (nds_ads_response_process(msg, len, &opts, NULL, &res) != 0) {
+		if (fed != NULL)
+			nds_ads_early_fini(fed);
 		return; /* -ENOMEM */
+	}
+	check_early(msg, len, &res, fed);
 	resp = envoy__service__discovery__v3__discovery_response__unpack(NULL,
 	    len, msg);
 	utf8 = response_utf8(resp);
@@ -497,10 +562,21 @@ on_message(enum nds_grpc_part part, const uint8_t *data, size_t len,
 	struct run *r = arg;
 
 	switch (part) {
+	case NDS_GRPC_PARTIAL:
+		if (len >= total || total > r->rx.max)
+			abort();
+		if (!r->early_on) {
+			nds_ads_early_init(&r->early);
+			r->early.step = 1 + total % 53;
+			r->early_on = 1;
+		}
+		nds_ads_early_feed(&r->early, data, len, (size_t)total);
+		break;
 	case NDS_GRPC_MESSAGE:
 		if (len != total || len > r->rx.max)
 			abort();
-		on_response(data, len);
+		on_response(data, len, r->early_on ? &r->early : NULL);
+		r->early_on = 0;
 		break;
 	case NDS_GRPC_OVERSIZE:
 		if (total <= r->rx.max || len > total)
@@ -543,6 +619,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0 && (rc != -EPROTO || err[0] == '\0') && rc != -ENOMEM)
 		abort();
 	nds_grpc_rx_fini(&r.rx);
+	if (r.early_on) /* the stream ended inside a message */
+		nds_ads_early_fini(&r.early);
 	free(r.big);
 	return 0;
 }

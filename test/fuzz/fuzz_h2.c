@@ -87,7 +87,7 @@ grpc_message(enum nds_grpc_part part, const uint8_t *data, size_t len,
 	struct run *r = arg;
 
 	(void)data, (void)len, (void)total;
-	if (part != NDS_GRPC_OVERSIZE) {
+	if (part == NDS_GRPC_MESSAGE || part == NDS_GRPC_OVERSIZE_END) {
 		r->messages++;
 		send_ack(r);
 	}

@@ -241,7 +241,8 @@ test_push_with_a_table_is_acked_and_answers(void **state)
 	tbl = sample_table(&tlen);
 	msg = response("2026-11-26/1", "abc", NDS_TYPE_URL, NDS_TYPE_URL, tbl,
 	    tlen, NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_ACK);
 	assert_string_equal(res.version, "2026-11-26/1");
 	assert_string_equal(res.nonce, "abc");
@@ -303,7 +304,8 @@ test_first_resource_value_is_read_in_place(void **state)
 	put_ld(msg, &n, 2, any, na); /* a second resource: ignored */
 	put_ld(msg, &n, 4, type, sizeof(type) - 1);
 	put_ld(msg, &n, 5, "n9", 2);
-	assert_int_equal(nds_ads_response_process(msg, n, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, n, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_ACK);
 	assert_string_equal(res.version, "v9");
 	assert_string_equal(res.nonce, "n9");
@@ -315,12 +317,179 @@ test_first_resource_value_is_read_in_place(void **state)
 	 * message, as before the cut. */
 	msg[n++] = 0x2a; /* field 5, length 100: beyond the end */
 	msg[n++] = 100;
-	assert_int_equal(nds_ads_response_process(msg, n, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, n, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_NACK);
 	assert_null(res.pb);
 	assert_non_null(strstr(res.reason, "does not decode"));
 	nds_ads_result_fini(&res);
 	free(tbl);
+}
+
+/* A NameTable of n Kubernetes services in ns1 (~50 bytes each). */
+static uint8_t *
+big_table(size_t n, size_t *len)
+{
+	struct nds_nametable *nt;
+	char key[64], ip[32];
+	const char *ips[1] = {ip};
+	struct nds_nameinfo in = {
+	    .ips = ips, .nips = 1, .registry = "Kubernetes", .ns = "ns1"};
+	uint8_t *out;
+	size_t i;
+
+	assert_int_equal(nds_nametable_create(&nt), 0);
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "svc-%zu.ns1.svc.cluster.local", i);
+		snprintf(ip, sizeof(ip), "10.%zu.%zu.%zu", i >> 16,
+		    (i >> 8) & 255, i & 255);
+		assert_int_equal(nds_nametable_add(nt, key, &in), 0);
+	}
+	assert_int_equal(nds_pb_build(nt, &out, len), 0);
+	nds_nametable_destroy(nt);
+	return out;
+}
+
+/* Whether two results hold the same table (as its canonical bytes). */
+static void
+assert_same_table(const struct nds_ads_result *a,
+    const struct nds_ads_result *b)
+{
+	uint8_t *pa, *pb;
+	size_t la, lb;
+
+	assert_int_equal(nds_pb_build(nds_table_source(a->table), &pa, &la), 0);
+	assert_int_equal(nds_pb_build(nds_table_source(b->table), &pb, &lb), 0);
+	assert_int_equal(la, lb);
+	assert_memory_equal(pa, pb, la);
+	assert_int_equal(nds_table_names(a->table), nds_table_names(b->table));
+	free(pa);
+	free(pb);
+}
+
+/*
+ * A large push is decoded while it arrives: fed in 4 KiB reads, most of
+ * its NameTable is decoded before the last byte, in steps of at least
+ * NDS_EARLY_STEP; the result is the whole decode's.
+ */
+static void
+test_large_push_is_decoded_as_it_arrives(void **state)
+{
+	struct nds_ads_result whole, res;
+	struct nds_ads_early e;
+	size_t tlen, len, got;
+	uint8_t *tbl = big_table(5000, &tlen), *msg;
+
+	(void)state;
+	assert_true(tlen > 4 * NDS_EARLY_STEP);
+	msg = response("v1", "n1", NDS_TYPE_URL, NDS_TYPE_URL, tbl, tlen, NULL,
+	    0, &len);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL,
+	                     &whole),
+	    0);
+	assert_int_equal(whole.verdict, NDS_ADS_ACK);
+
+	nds_ads_early_init(&e);
+	for (got = 4096; got < len; got += 4096) {
+		size_t before = e.done;
+
+		nds_ads_early_feed(&e, msg, got, len);
+		/* nothing, or a step of at least NDS_EARLY_STEP */
+		assert_true(e.done == before || e.done - before >= 60000);
+	}
+	assert_false(e.dead);
+	assert_false(e.whole);
+	assert_true(e.done > tlen - NDS_EARLY_STEP - 4096 - 100);
+	assert_ptr_equal(msg + e.vstart, whole.pb);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, &e, &res),
+	    0);
+	assert_true(e.whole);
+	assert_int_equal(res.verdict, NDS_ADS_ACK);
+	assert_string_equal(res.version, "v1");
+	assert_int_equal(res.pblen, tlen);
+	assert_ptr_equal(res.pb, whole.pb);
+	assert_int_equal(nds_table_entries(res.table), 5000);
+	assert_same_table(&res, &whole);
+	nds_ads_early_fini(&e);
+	nds_ads_result_fini(&res);
+	nds_ads_result_fini(&whole);
+	free(msg);
+	free(tbl);
+}
+
+/*
+ * What the early decoder reads but the whole decode would not take, it
+ * gives up or is not used for: a value given twice (it decodes the first,
+ * the last counts), a bad table (the NACK is the whole decode's, with the
+ * same reason), a message that is not protobuf.
+ */
+static void
+test_early_decode_defers_to_the_whole_decode(void **state)
+{
+	static const char type[] = NDS_TYPE_URL;
+	static const uint8_t junk[] = {0x12, 0x05, 0x12, 0x7f, 0x0a, 0x01, 0x02,
+	    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	uint8_t any[4096], msg[8192], bad[] = {0x0a, 0x01}, *m;
+	size_t tlen, na = 0, n = 0, len, i, k;
+	uint8_t *t1 = sample_table(&tlen), *t2, *ip;
+	struct nds_ads_result a, b;
+	struct nds_ads_early e;
+	struct {
+		const uint8_t *msg;
+		size_t len;
+	} cases[3];
+
+	(void)state;
+	/* the first value is a table too, of the same length, but not the
+	 * one that counts */
+	assert_non_null(t2 = malloc(tlen));
+	memcpy(t2, t1, tlen);
+	assert_non_null(ip = memmem(t2, tlen, "10.0.0.1", 8));
+	ip[7] = '2';
+	put_ld(any, &na, 1, type, sizeof(type) - 1);
+	put_ld(any, &na, 2, t2, tlen);
+	put_ld(any, &na, 2, t1, tlen);
+	put_ld(msg, &n, 1, "v2", 2);
+	put_ld(msg, &n, 2, any, na);
+	put_ld(msg, &n, 4, type, sizeof(type) - 1);
+	put_ld(msg, &n, 5, "n2", 2);
+	cases[0].msg = msg;
+	cases[0].len = n;
+	m = response("v3", "n3", NDS_TYPE_URL, NDS_TYPE_URL, bad, sizeof(bad),
+	    NULL, 0, &len);
+	cases[1].msg = m;
+	cases[1].len = len;
+	cases[2].msg = junk;
+	cases[2].len = sizeof(junk);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(nds_ads_response_process(cases[i].msg,
+		                     cases[i].len, &opts, NULL, &a),
+		    0);
+		nds_ads_early_init(&e);
+		e.step = 1;
+		for (k = 1; k < cases[i].len; k++)
+			nds_ads_early_feed(&e, cases[i].msg, k, cases[i].len);
+		assert_int_equal(nds_ads_response_process(cases[i].msg,
+		                     cases[i].len, &opts, &e, &b),
+		    0);
+		assert_int_equal(a.verdict, b.verdict);
+		assert_string_equal(a.reason, b.reason);
+		assert_string_equal(a.version, b.version);
+		assert_string_equal(a.nonce, b.nonce);
+		/* the first is an ACK, the others NACKs */
+		assert_int_equal(a.verdict,
+		    i == 0 ? NDS_ADS_ACK : NDS_ADS_NACK);
+		if (a.verdict == NDS_ADS_ACK) {
+			assert_int_equal(nds_table_entries(b.table), 2);
+			assert_same_table(&a, &b);
+		}
+		nds_ads_early_fini(&e);
+		nds_ads_result_fini(&a);
+		nds_ads_result_fini(&b);
+	}
+	free(m);
+	free(t1);
+	free(t2);
 }
 
 static void
@@ -332,7 +501,8 @@ test_empty_push_is_ignored(void **state)
 
 	(void)state;
 	msg = response("v1", "n1", NDS_TYPE_URL, NULL, NULL, 0, NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_IGNORE);
 	assert_null(res.table);
 	assert_non_null(strstr(res.reason, "empty"));
@@ -352,7 +522,8 @@ test_other_type_url_is_ignored(void **state)
 	(void)state;
 	tbl = sample_table(&tlen);
 	msg = response("v1", "n1", lds, lds, tbl, tlen, NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_IGNORE);
 	assert_null(res.table);
 	assert_non_null(strstr(res.reason, "Listener"));
@@ -372,7 +543,8 @@ test_garbage_table_is_nacked_with_its_nonce(void **state)
 	(void)state;
 	msg = response("v2", "n2", NDS_TYPE_URL, NDS_TYPE_URL, junk,
 	    sizeof(junk), NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_NACK);
 	assert_string_equal(res.version, "v2");
 	assert_string_equal(res.nonce, "n2");
@@ -393,7 +565,8 @@ test_resource_of_another_type_is_nacked(void **state)
 	tbl = sample_table(&tlen);
 	msg = response("v3", "n3", NDS_TYPE_URL, "type.googleapis.com/x.Y", tbl,
 	    tlen, NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_NACK);
 	assert_non_null(strstr(res.reason, "x.Y"));
 	nds_ads_result_fini(&res);
@@ -409,7 +582,7 @@ test_undecodable_envelope_is_nacked_without_nonce(void **state)
 
 	(void)state;
 	assert_int_equal(nds_ads_response_process(junk, sizeof(junk), &opts,
-	                     &res),
+	                     NULL, &res),
 	    0);
 	assert_int_equal(res.verdict, NDS_ADS_NACK);
 	assert_string_equal(res.nonce, "");
@@ -431,7 +604,8 @@ test_unknown_fields_from_a_newer_istiod_are_skipped(void **state)
 	tbl = sample_table(&tlen);
 	msg = response("v4", "n4", NDS_TYPE_URL, NDS_TYPE_URL, tbl, tlen, extra,
 	    sizeof(extra), &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_ACK);
 	assert_string_equal(res.nonce, "n4");
 	nds_ads_result_fini(&res);
@@ -449,7 +623,8 @@ test_empty_type_url_in_any_is_accepted(void **state)
 	(void)state;
 	tbl = sample_table(&tlen);
 	msg = response("v5", "n5", NDS_TYPE_URL, "", tbl, tlen, NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_ACK);
 	nds_ads_result_fini(&res);
 	free(msg);
@@ -475,7 +650,8 @@ test_nack_reason_is_valid_utf8_even_when_cut(void **state)
 	version[199] = '\0';
 	msg = response(version, "n", NDS_TYPE_URL, NDS_TYPE_URL, junk,
 	    sizeof(junk), NULL, 0, &len);
-	assert_int_equal(nds_ads_response_process(msg, len, &opts, &res), 0);
+	assert_int_equal(nds_ads_response_process(msg, len, &opts, NULL, &res),
+	    0);
 	assert_int_equal(res.verdict, NDS_ADS_NACK);
 	for (i = 0; res.reason[i]; i++)
 		if ((uint8_t)res.reason[i] == 0xc3)
@@ -581,6 +757,8 @@ main(void)
 	        test_request_build_survives_every_allocation_failure),
 	    cmocka_unit_test(test_push_with_a_table_is_acked_and_answers),
 	    cmocka_unit_test(test_first_resource_value_is_read_in_place),
+	    cmocka_unit_test(test_large_push_is_decoded_as_it_arrives),
+	    cmocka_unit_test(test_early_decode_defers_to_the_whole_decode),
 	    cmocka_unit_test(test_empty_push_is_ignored),
 	    cmocka_unit_test(test_other_type_url_is_ignored),
 	    cmocka_unit_test(test_garbage_table_is_nacked_with_its_nonce),

@@ -29,6 +29,9 @@ struct seen {
 	uint64_t oversize_total; /* total given with them */
 	int oversize_ends;       /* NDS_GRPC_OVERSIZE_END calls */
 	int stop_after;          /* return 1 after this many messages */
+	int partials;            /* NDS_GRPC_PARTIAL calls */
+	size_t partial_len;      /* the last one's length (0 after a
+	                          * message) */
 };
 
 static int
@@ -38,8 +41,15 @@ record(enum nds_grpc_part part, const uint8_t *data, size_t len, uint64_t total,
 	struct seen *s = arg;
 
 	switch (part) {
+	case NDS_GRPC_PARTIAL:
+		/* the message so far: grown, not whole */
+		assert_true(len > s->partial_len && len < total);
+		s->partial_len = len;
+		s->partials++;
+		break;
 	case NDS_GRPC_MESSAGE:
 		assert_int_equal(len, total);
+		s->partial_len = 0;
 		if (s->messages < 16) {
 			s->lens[s->messages] = len;
 			s->first[s->messages] = len ? data[0] : 0;
@@ -97,6 +107,7 @@ test_message_in_one_chunk(void **state)
 	assert_int_equal(s.messages, 1);
 	assert_int_equal(s.lens[0], 10);
 	assert_int_equal(s.first[0], 'a');
+	assert_int_equal(s.partials, 0); /* whole at once: no partial */
 	nds_grpc_rx_fini(&rx);
 }
 
@@ -118,6 +129,8 @@ test_message_cut_into_single_bytes(void **state)
 	}
 	assert_int_equal(s.messages, 1);
 	assert_int_equal(s.lens[0], 200);
+	/* one partial per byte of the message but the last */
+	assert_int_equal(s.partials, 199);
 	nds_grpc_rx_fini(&rx);
 }
 
