@@ -295,8 +295,8 @@ admin_metrics_table(struct evbuffer *b, const struct agent_state *st)
 	    "gauge", "When the live table was accepted (Unix time).",
 	    (uint64_t)st->table_updated);
 	admin_metric_head(b, "dnsproxy_table_build_seconds", "gauge",
-	    "Time the live table took to decode and compile; queries wait "
-	    "meanwhile.");
+	    "Time the live table took to decode and compile (an xDS push: "
+	    "from its last byte); queries wait meanwhile.");
 	evbuffer_add_printf(b, "dnsproxy_table_build_seconds %.6f\n",
 	    (double)st->table_build_us / 1e6);
 }
