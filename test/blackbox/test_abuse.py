@@ -31,10 +31,11 @@ ASAN = harness.sanitized_binary()
 # The RSS bounds (KiB) are far below what an unbounded buffer would
 # take.  ASan keeps freed memory in a quarantine (256 MiB by default),
 # which these proxies cap at 16 MiB; the bound allows for it and ASan's
-# own overhead.
+# own overhead.  valgrind (DNSPROXY_VALGRIND=1) likewise holds 20 MB of
+# freed blocks back (--freelist-vol) and adds its shadow memory.
 ASAN_ENV = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
             ":quarantine_size_mb=16"}
-ASAN_RSS_EXTRA = 48 << 10 if ASAN else 0
+ASAN_RSS_EXTRA = 48 << 10 if ASAN or harness.VALGRIND else 0
 # Replies to clients other than the abusers: prompt (2x slack, and more
 # for the ASan build, which also runs on a loaded machine).
 PROMPT = 1.0 * SLOW * (2.5 if ASAN else 1)
