@@ -169,6 +169,25 @@ struct nds_build_opts {
 int nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
     struct nds_table **out, char *err, size_t errlen);
 
+/*
+ * The same compile in steps, for a caller that must not stop answering
+ * for the whole of it (the xDS client runs it between reads).  create
+ * takes nt as nds_table_build() does (freed on failure); each step does
+ * about budget units of work (an entry, a record or a sort key each;
+ * 100k services are ~10^6 units) and returns 1 while there is more, 0
+ * with *out holding the table once it is done (the same table
+ * nds_table_build() gives), or the error nds_table_build() would give,
+ * with err saying why.  free is NULL-safe and releases all not handed
+ * out.  Pure.
+ */
+struct nds_table_builder;
+int nds_table_builder_create(struct nds_nametable *nt,
+    const struct nds_build_opts *o, struct nds_table_builder **out, char *err,
+    size_t errlen);
+int nds_table_builder_step(struct nds_table_builder *bd, size_t budget,
+    struct nds_table **out, char *err, size_t errlen);
+void nds_table_builder_free(struct nds_table_builder *bd);
+
 /* Reference counting; the table is freed when the last holder lets go. */
 struct nds_table *nds_table_ref(struct nds_table *t);
 void nds_table_unref(struct nds_table *t); /* NULL-safe */

@@ -1554,31 +1554,27 @@ dots(const char *s, size_t len)
  * short forms come before its alt hosts).
  */
 static void
-build_claims(struct build *b)
+claim_rec(struct build *b, size_t i)
 {
 	struct nds_table *t = b->t;
-	uint32_t R, c;
+	struct nds_rec *r = &t->recs[i];
+	const char *name = t->arena + r->name;
 	unsigned f = 0;
-	size_t i;
+	uint32_t R, c;
 
-	for (i = 0; i < t->nrecs && t->derive; i++) {
-		struct nds_rec *r = &t->recs[i];
-		const char *name = t->arena + r->name;
-
-		R = form_find(t, name, r->len, dots(name, r->len) - 1, &f);
-		if (R == NONE)
-			continue;
-		c = t->recs[R].own;
-		if (!(r->flags & REC_K8S) || r->data < c) {
-			r->data = c;
-			r->flags |= REC_K8S;
-		}
-		if (t->s0len > 0 && r->len + t->s0len <= NAME_LEN_MAX &&
-		    !ends_with_label(name, r->len, t->s0dot, t->s0len) &&
-		    (b->stamp[i] == 0 || b->stamp[i] - 1 <= c))
-			r->cn = R;
-		t->recs[R].flags |= (uint8_t)(REC_EX << f);
+	R = form_find(t, name, r->len, dots(name, r->len) - 1, &f);
+	if (R == NONE)
+		return;
+	c = t->recs[R].own;
+	if (!(r->flags & REC_K8S) || r->data < c) {
+		r->data = c;
+		r->flags |= REC_K8S;
 	}
+	if (t->s0len > 0 && r->len + t->s0len <= NAME_LEN_MAX &&
+	    !ends_with_label(name, r->len, t->s0dot, t->s0len) &&
+	    (b->stamp[i] == 0 || b->stamp[i] - 1 <= c))
+		r->cn = R;
+	t->recs[R].flags |= (uint8_t)(REC_EX << f);
 }
 
 /* D14: h + search[0] + "." is an address name, so h has no CNAME. */
@@ -1606,66 +1602,69 @@ form_cname(const struct nds_table *t, const struct nds_rec *r, unsigned f,
 	       !ends_with_label(t->arena + r->name, n, t->s0dot, t->s0len);
 }
 
+/* D14 for record i: the names its stored and derived names shadow. */
 static void
-build_shadows(struct nds_table *t)
+shadow_rec(struct nds_table *t, size_t i)
 {
-	size_t i, n;
+	const struct nds_rec *r = &t->recs[i];
+	const char *name = t->arena + r->name;
 	unsigned f;
+	size_t n;
 
-	for (i = 0; i < t->nrecs && t->s0len > 0; i++) {
-		const struct nds_rec *r = &t->recs[i];
-		const char *name = t->arena + r->name;
-
-		if (r->len > t->s0len &&
-		    ends_with_label(name, r->len, t->s0dot, t->s0len))
-			shadow(t, name, r->len - t->s0len);
-		for (f = 0; f < NFORMS && r->own != NONE; f++) {
-			if (!form_has(r, f) || (r->flags & (REC_EX << f)))
-				continue;
-			n = form_len(t, r, f);
-			if (n > t->s0len &&
-			    ends_with_label(name, n, t->s0dot, t->s0len))
-				shadow(t, name, n - t->s0len);
-		}
+	if (r->len > t->s0len && ends_with_label(name, r->len, t->s0dot, t->s0len))
+		shadow(t, name, r->len - t->s0len);
+	for (f = 0; f < NFORMS && r->own != NONE; f++) {
+		if (!form_has(r, f) || (r->flags & (REC_EX << f)))
+			continue;
+		n = form_len(t, r, f);
+		if (n > t->s0len && ends_with_label(name, n, t->s0dot, t->s0len))
+			shadow(t, name, n - t->s0len);
 	}
 }
 
 /*
- * Every generated name, as listing keys (record << 3 | kind; kind 0: the
- * record's name, 1: its search CNAME, 2 + f: its short form f, 5 + f:
- * that form's search CNAME) into out if not NULL; returns the count.
+ * The generated names of record i, as listing keys (i << 3 | kind; kind
+ * 0: the record's name, 1: its search CNAME, 2 + f: its short form f,
+ * 5 + f: that form's search CNAME) at out[n..] if out is not NULL;
+ * returns n plus their count.
  */
+static size_t
+rec_names(const struct nds_table *t, size_t i, uint32_t *out, size_t n)
+{
+	const struct nds_rec *r = &t->recs[i];
+	unsigned f;
+
+	if (out != NULL)
+		out[n] = (uint32_t)i << 3;
+	n++;
+	if (r->cn != NONE) {
+		if (out != NULL)
+			out[n] = (uint32_t)i << 3 | 1;
+		n++;
+	}
+	for (f = 0; f < NFORMS && r->own != NONE; f++) {
+		if (!form_has(r, f) || (r->flags & (REC_EX << f)))
+			continue;
+		if (out != NULL)
+			out[n] = (uint32_t)i << 3 | (2 + f);
+		n++;
+		if (!form_cname(t, r, f, form_len(t, r, f)))
+			continue;
+		if (out != NULL)
+			out[n] = (uint32_t)i << 3 | (5 + f);
+		n++;
+	}
+	return n;
+}
+
+/* Every generated name, as listing keys (rec_names()); returns the count. */
 static size_t
 names_list(const struct nds_table *t, uint32_t *out)
 {
-	size_t i, n = 0, len;
-	unsigned f;
+	size_t i, n = 0;
 
-	for (i = 0; i < t->nrecs; i++) {
-		const struct nds_rec *r = &t->recs[i];
-
-		if (out != NULL)
-			out[n] = (uint32_t)i << 3;
-		n++;
-		if (r->cn != NONE) {
-			if (out != NULL)
-				out[n] = (uint32_t)i << 3 | 1;
-			n++;
-		}
-		for (f = 0; f < NFORMS && r->own != NONE; f++) {
-			if (!form_has(r, f) || (r->flags & (REC_EX << f)))
-				continue;
-			if (out != NULL)
-				out[n] = (uint32_t)i << 3 | (2 + f);
-			n++;
-			len = form_len(t, r, f);
-			if (!form_cname(t, r, f, len))
-				continue;
-			if (out != NULL)
-				out[n] = (uint32_t)i << 3 | (5 + f);
-			n++;
-		}
-	}
+	for (i = 0; i < t->nrecs; i++)
+		n = rec_names(t, i, out, n);
 	return n;
 }
 
@@ -1740,72 +1739,93 @@ sort_key_less(const struct sort_key *x, const struct sort_key *y,
 }
 
 /*
- * Sorts k[0..n) (tmp: room for n more): insertion sort of runs of 16,
- * then bottom-up merges.  qsort() calls its comparison through a pointer
+ * Sorting k[0..n): insertion sort of runs of 16, then bottom-up merges
+ * into room for n more.  qsort() calls its comparison through a pointer
  * and copies 24-byte elements byte-generically; this, with the first 16
  * bytes compared inline, takes a third of the time for 100k keys.  Keys
- * are distinct, so any correct sort gives the same order.
+ * are distinct, so any correct sort gives the same order.  The merges
+ * stop and resume anywhere (struct merge), so the builder can run them
+ * in slices.
  */
 static void
-sort_keys(struct sort_key *k, struct sort_key *tmp, size_t n,
+sort_run(struct sort_key *k, size_t lo, size_t n,
     const struct nds_nametable *nt)
 {
-	struct sort_key *src = k, *dst = tmp, *t, x;
-	size_t lo, mid, hi, i, j, o, w;
+	size_t hi = lo + 16 < n ? lo + 16 : n, i, j;
+	struct sort_key x;
 
-	for (lo = 0; lo < n; lo += 16) {
-		hi = lo + 16 < n ? lo + 16 : n;
-		for (i = lo + 1; i < hi; i++) {
-			x = k[i];
-			for (j = i; j > lo && sort_key_less(&x, &k[j - 1], nt);
-			     j--)
-				k[j] = k[j - 1];
-			k[j] = x;
-		}
+	for (i = lo + 1; i < hi; i++) {
+		x = k[i];
+		for (j = i; j > lo && sort_key_less(&x, &k[j - 1], nt); j--)
+			k[j] = k[j - 1];
+		k[j] = x;
 	}
-	for (w = 16; w < n; w *= 2) {
-		for (lo = 0; lo < n; lo += 2 * w) {
-			mid = lo + w < n ? lo + w : n;
-			hi = lo + 2 * w < n ? lo + 2 * w : n;
-			for (i = lo, j = mid, o = lo; i < mid && j < hi;)
-				dst[o++] = sort_key_less(&src[j], &src[i], nt)
-				               ? src[j++]
-				               : src[i++];
-			while (i < mid)
-				dst[o++] = src[i++];
-			while (j < hi)
-				dst[o++] = src[j++];
-		}
-		t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != k)
-		memcpy(k, src, n * sizeof(*k));
 }
 
-/* order[] by key, as strcmp() orders the keys. */
-static int
-sort_entries(const struct nds_nametable *nt, struct nt_entry **order, size_t n)
-{
-	struct sort_key *k;
-	const char *key;
-	size_t i, len;
+/* Where the merges stand: pass w merges runs [lo,mid) and [mid,hi) of
+ * src into dst, read at i and j, written at o. */
+struct merge {
+	struct sort_key *k, *src, *dst;
+	size_t n, w, lo, mid, hi, i, j, o;
+	bool open; /* a pair is being merged */
+};
 
-	if (n > SIZE_MAX / 2 / sizeof(*k) ||
-	    (k = malloc(2 * n * sizeof(*k))) == NULL)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		key = ent_key(nt, order[i], &len);
-		k[i].hi = sort_word(key, len, 0);
-		k[i].lo = sort_word(key, len, 8);
-		k[i].e = order[i];
+static void
+merge_init(struct merge *m, struct sort_key *k, size_t n)
+{
+	memset(m, 0, sizeof(*m));
+	m->k = m->src = k;
+	m->dst = k + n;
+	m->n = n;
+	m->w = 16;
+}
+
+/* About budget keys more of the merges; true once k is sorted. */
+static bool
+merge_some(struct merge *m, size_t budget, const struct nds_nametable *nt)
+{
+	struct sort_key *src = m->src, *dst = m->dst, *t;
+	size_t done = 0, i = m->i, j = m->j, o = m->o;
+
+	while (m->w < m->n) {
+		if (!m->open) {
+			if (m->lo >= m->n) { /* the pass is done */
+				t = m->src;
+				m->src = src = m->dst;
+				m->dst = dst = t;
+				m->w *= 2;
+				m->lo = 0;
+				continue;
+			}
+			if (done >= budget)
+				break;
+			m->mid = m->lo + m->w < m->n ? m->lo + m->w : m->n;
+			m->hi = m->lo + 2 * m->w < m->n ? m->lo + 2 * m->w : m->n;
+			i = m->lo;
+			j = m->mid;
+			o = m->lo;
+			m->open = true;
+		}
+		for (; i < m->mid && j < m->hi && done < budget; done++)
+			dst[o++] = sort_key_less(&src[j], &src[i], nt) ? src[j++]
+			                                               : src[i++];
+		if (i < m->mid && j < m->hi)
+			break; /* out of budget */
+		memcpy(dst + o, src + i, (m->mid - i) * sizeof(*src));
+		o += m->mid - i;
+		memcpy(dst + o, src + j, (m->hi - j) * sizeof(*src));
+		done += m->mid - i + m->hi - j;
+		m->open = false;
+		m->lo += 2 * m->w;
 	}
-	sort_keys(k, k + n, n, nt);
-	for (i = 0; i < n; i++)
-		order[i] = k[i].e;
-	free(k);
-	return 0;
+	m->i = i;
+	m->j = j;
+	m->o = o;
+	if (m->w < m->n)
+		return false;
+	if (m->src != m->k) /* the last pass wrote the upper half */
+		memcpy(m->k, m->src, m->n * sizeof(*src));
+	return true;
 }
 
 /*
@@ -1821,50 +1841,6 @@ prefetch_entry(const struct nds_nametable *nt, struct nt_entry *const *order,
 		__builtin_prefetch(order[i + 8]);
 	if (i + 4 < n)
 		__builtin_prefetch(nt->area + order[i + 4]->off);
-}
-
-/* Counting pass, allocation, the stored names over the entries sorted by
- * key (D5), then what the derived names change. */
-static int
-build_passes(struct build *b, struct nt_entry **order, size_t n)
-{
-	const struct nds_nametable *nt = b->t->src;
-	const char *k0, *k1;
-	size_t i, l0, l1;
-	uint32_t *sets;
-	uint8_t *cls;
-	int rc = 0;
-
-	/* Per entry: its set, then its class (CLS_*). */
-	if (n > SIZE_MAX / 5 || (sets = malloc(n * 5)) == NULL)
-		return -ENOMEM;
-	cls = (uint8_t *)(sets + n);
-	for (i = 1; i < n; i++) {
-		k0 = ent_key(nt, order[i - 1], &l0);
-		k1 = ent_key(nt, order[i], &l1);
-		if (key_cmp_n(k0, l0, k1, l1) >= 0)
-			break;
-	}
-	if (i < n)
-		rc = sort_entries(nt, order, n);
-	for (i = 0; i < n && rc == 0; i++) {
-		prefetch_entry(nt, order, i, n);
-		rc = entry_count(b, order[i], &sets[i], &cls[i]);
-	}
-	if (rc == 0)
-		rc = build_alloc(b);
-	for (i = 0; i < n && rc == 0; i++) {
-		prefetch_entry(nt, order, i, n);
-		if (sets[i] != NONE)
-			rc = entry_apply(b, order[i], sets[i], cls[i]);
-	}
-	if (rc == 0) {
-		build_claims(b);
-		build_shadows(b->t);
-		b->t->names = names_list(b->t, NULL);
-	}
-	free(sets);
-	return rc;
 }
 
 static void
@@ -1931,62 +1907,333 @@ table_shrink(struct nds_table *t)
 		t->v6 = p;
 }
 
-int
-nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
-    struct nds_table **out, char *err, size_t errlen)
-{
-	struct nt_entry **order = NULL;
-	struct build b;
-	int rc = -ENOMEM;
-	size_t i, n;
+/* ---- the builder: the compile in steps --------------------------------- */
 
-	memset(&b, 0, sizeof(b));
+/*
+ * The phases of a build, each a loop that stops and resumes at bd->i:
+ * the entries in key order (D5; a push's map order is random, so they
+ * are sorted unless already in order), the counting pass, one
+ * allocation, the stored names, then what the derived names change.
+ */
+enum phase {
+	PH_ORDER,   /* order[] = every entry */
+	PH_SORTED,  /* is order[] in key order already? */
+	PH_KEYS,    /* the sort keys */
+	PH_RUNS,    /* runs of 16 sorted */
+	PH_MERGE,   /* the runs merged */
+	PH_UNKEY,   /* order[] from the sorted keys */
+	PH_COUNT,   /* entry_count() */
+	PH_ALLOC,   /* build_alloc() */
+	PH_APPLY,   /* entry_apply() */
+	PH_CLAIMS,  /* claim_rec() */
+	PH_SHADOWS, /* shadow_rec() */
+	PH_NAMES,   /* rec_names() */
+	PH_FINISH,  /* the slack given back */
+	PH_DONE,
+};
+
+struct nds_table_builder {
+	struct build b;
+	char *ns;                /* the namespace b.ns points to */
+	struct nt_entry **order; /* the entries, in key order once sorted */
+	size_t n;                /* entries */
+	uint32_t *sets;          /* per entry: its set (NONE: names nothing) */
+	uint8_t *cls;            /* per entry: its class (CLS_*) */
+	struct sort_key *k;      /* sort keys, and room for the merges */
+	struct merge m;
+	enum phase ph;
+	bool begun; /* phase_begin() ran for ph */
+	size_t i;   /* where the phase stands */
+	int rc;     /* the error the build stopped at, or 0 */
+};
+
+void
+nds_table_builder_free(struct nds_table_builder *bd)
+{
+	if (bd == NULL)
+		return;
+	table_free(bd->b.t);
+	free(bd->b.stamp);
+	free(bd->order);
+	free(bd->sets);
+	free(bd->k);
+	free(bd->ns);
+	free(bd);
+}
+
+int
+nds_table_builder_create(struct nds_nametable *nt,
+    const struct nds_build_opts *o, struct nds_table_builder **out, char *err,
+    size_t errlen)
+{
+	struct nds_table_builder *bd = NULL;
+	struct nds_build_opts own;
+	const char *ns;
+	size_t nslen;
+
 	if (out != NULL)
 		*out = NULL;
 	if (nt == NULL || o == NULL || out == NULL) {
 		nds_errf(err, errlen, "table build: missing argument");
-		rc = -EINVAL;
-		goto out;
+		nds_nametable_destroy(nt);
+		return -EINVAL;
 	}
-	if ((b.t = calloc(1, sizeof(*b.t))) == NULL)
-		goto fail;
+	ns = o->namespace != NULL ? o->namespace : "";
+	nslen = strlen(ns) + 1;
+	if ((bd = calloc(1, sizeof(*bd))) == NULL ||
+	    (bd->b.t = calloc(1, sizeof(*bd->b.t))) == NULL ||
+	    (bd->ns = malloc(nslen)) == NULL) {
+		nds_errf(err, errlen, "table build: out of memory");
+		nds_table_builder_free(bd);
+		nds_nametable_destroy(nt);
+		return -ENOMEM;
+	}
+	memcpy(bd->ns, ns, nslen);
 	/* The table owns nt from here; its index goes first: the build has
 	 * its own. */
-	b.t->src = nt;
-	nt = NULL;
-	nt_unindex(b.t->src);
-	b.t->refs = 1;
-	b.t->ttl = o->ttl;
-	n = b.t->src->n;
-	b.t->entries = n;
-	build_opts(&b, o);
-	if (n > 0) {
-		if ((order = malloc(n * sizeof(*order))) == NULL)
-			goto fail;
-		for (i = 0; i < n; i++)
-			order[i] = &b.t->src->ents[i];
+	bd->b.t->src = nt;
+	nt_unindex(nt);
+	bd->b.t->refs = 1;
+	bd->b.t->ttl = o->ttl;
+	bd->b.t->entries = bd->n = nt->n;
+	own = *o;
+	own.namespace = bd->ns; /* the rest is copied by build_opts() */
+	build_opts(&bd->b, &own);
+	bd->ph = PH_ORDER;
+	*out = bd;
+	return 0;
+}
+
+/* Ends the current phase. */
+static void
+phase_next(struct nds_table_builder *bd, enum phase next)
+{
+	bd->ph = next;
+	bd->begun = false;
+	bd->i = 0;
+}
+
+/* What a phase needs before its first unit. */
+static int
+phase_begin(struct nds_table_builder *bd)
+{
+	size_t n = bd->n;
+
+	switch (bd->ph) {
+	case PH_ORDER:
+		if (n == 0) {
+			phase_next(bd, PH_FINISH);
+			return 0;
+		}
 		/* One set per entry at most, before any merge. */
-		if ((b.t->sets = malloc(n * sizeof(*b.t->sets))) == NULL)
-			goto fail;
-		b.t->scap = n;
-		if ((rc = build_passes(&b, order, n)) != 0)
-			goto fail;
+		if ((bd->order = malloc(n * sizeof(*bd->order))) == NULL ||
+		    (bd->b.t->sets = malloc(n * sizeof(*bd->b.t->sets))) ==
+		        NULL)
+			return -ENOMEM;
+		bd->b.t->scap = n;
+		break;
+	case PH_SORTED:
+		bd->i = 1; /* order[0] has nothing before it */
+		break;
+	case PH_KEYS:
+		if (n > SIZE_MAX / 2 / sizeof(*bd->k) ||
+		    (bd->k = malloc(2 * n * sizeof(*bd->k))) == NULL)
+			return -ENOMEM;
+		break;
+	case PH_MERGE:
+		merge_init(&bd->m, bd->k, n);
+		break;
+	case PH_COUNT:
+		if (n > SIZE_MAX / 5 || (bd->sets = malloc(n * 5)) == NULL)
+			return -ENOMEM;
+		bd->cls = (uint8_t *)(bd->sets + n);
+		break;
+	default:
+		break;
 	}
-	table_shrink(b.t);
-	nt_keep(b.t->src);
-	b.t->arena = b.t->src->area; /* a heap area may move (AREA_HEAP) */
-	*out = b.t;
-	b.t = NULL;
-	rc = 0;
-	goto out;
-fail:
-	nds_errf(err, errlen, "table build: %s",
-	    rc == -ENOMEM ? "out of memory or too many names" : strerror(-rc));
-out:
-	table_free(b.t);
-	free(b.stamp);
-	free(order);
-	nds_nametable_destroy(nt);
+	return 0;
+}
+
+/*
+ * Up to about *budget units of the current phase (an entry, a record or
+ * a sort key each; an allocation is one), less what they used, and on to
+ * the next phase when it ends.  0 or -errno.
+ */
+static int
+phase_step(struct nds_table_builder *bd, size_t *budget)
+{
+	const struct nds_nametable *nt = bd->b.t->src;
+	struct nds_table *t = bd->b.t;
+	size_t n = bd->n, i = bd->i, all, end, l0, l1;
+	const char *k0, *k1;
+	int rc = 0;
+
+	all = bd->ph >= PH_CLAIMS && bd->ph <= PH_NAMES ? t->nrecs : n;
+	end = *budget < all - i ? i + *budget : all;
+	switch (bd->ph) {
+	case PH_ORDER:
+		for (; i < end; i++)
+			bd->order[i] = &t->src->ents[i];
+		break;
+	case PH_SORTED:
+		for (; i < end; i++) {
+			k0 = ent_key(nt, bd->order[i - 1], &l0);
+			k1 = ent_key(nt, bd->order[i], &l1);
+			if (key_cmp_n(k0, l0, k1, l1) >= 0)
+				break;
+		}
+		*budget -= i - bd->i;
+		if (i < end) /* out of order: sort */
+			phase_next(bd, PH_KEYS);
+		else if (i == n) /* in order already */
+			phase_next(bd, PH_COUNT);
+		else
+			bd->i = i;
+		return 0;
+	case PH_KEYS:
+		for (; i < end; i++) {
+			k0 = ent_key(nt, bd->order[i], &l0);
+			bd->k[i].hi = sort_word(k0, l0, 0);
+			bd->k[i].lo = sort_word(k0, l0, 8);
+			bd->k[i].e = bd->order[i];
+		}
+		break;
+	case PH_RUNS:
+		for (; i < end; i += 16)
+			sort_run(bd->k, i, n, nt);
+		i = i < n ? i : n;
+		break;
+	case PH_MERGE:
+		if (!merge_some(&bd->m, *budget, nt)) {
+			*budget = 0;
+			return 0;
+		}
+		*budget = *budget > n ? *budget - n : 0;
+		phase_next(bd, PH_UNKEY);
+		return 0;
+	case PH_UNKEY:
+		for (; i < end; i++)
+			bd->order[i] = bd->k[i].e;
+		if (i == n) {
+			free(bd->k);
+			bd->k = NULL;
+		}
+		break;
+	case PH_COUNT:
+		for (; i < end && rc == 0; i++) {
+			prefetch_entry(nt, bd->order, i, n);
+			rc = entry_count(&bd->b, bd->order[i], &bd->sets[i],
+			    &bd->cls[i]);
+		}
+		break;
+	case PH_ALLOC:
+		if ((rc = build_alloc(&bd->b)) == 0)
+			phase_next(bd, PH_APPLY);
+		*budget -= 1;
+		return rc;
+	case PH_APPLY:
+		for (; i < end && rc == 0; i++) {
+			prefetch_entry(nt, bd->order, i, n);
+			if (bd->sets[i] != NONE)
+				rc = entry_apply(&bd->b, bd->order[i],
+				    bd->sets[i], bd->cls[i]);
+		}
+		break;
+	case PH_CLAIMS:
+		for (; i < end && t->derive; i++)
+			claim_rec(&bd->b, i);
+		i = t->derive ? i : all;
+		break;
+	case PH_SHADOWS:
+		for (; i < end && t->s0len > 0; i++)
+			shadow_rec(t, i);
+		i = t->s0len > 0 ? i : all;
+		break;
+	case PH_NAMES:
+		for (; i < end; i++)
+			t->names = rec_names(t, i, NULL, t->names);
+		break;
+	case PH_FINISH:
+		free(bd->sets);
+		bd->sets = NULL;
+		free(bd->order);
+		bd->order = NULL;
+		free(bd->b.stamp);
+		bd->b.stamp = NULL;
+		table_shrink(t);
+		nt_keep(t->src);
+		t->arena = t->src->area; /* a heap area may move (AREA_HEAP) */
+		phase_next(bd, PH_DONE);
+		*budget -= 1;
+		return 0;
+	case PH_DONE:
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	*budget -= i - bd->i < *budget ? i - bd->i : *budget;
+	bd->i = i;
+	if (i >= all)
+		phase_next(bd, bd->ph + 1);
+	return 0;
+}
+
+int
+nds_table_builder_step(struct nds_table_builder *bd, size_t budget,
+    struct nds_table **out, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (out != NULL)
+		*out = NULL;
+	if (bd == NULL || out == NULL) {
+		nds_errf(err, errlen, "table build: missing argument");
+		return -EINVAL;
+	}
+	if (bd->ph == PH_DONE) {
+		nds_errf(err, errlen, "table build: the table was handed out");
+		return -EINVAL;
+	}
+	if (budget == 0)
+		budget = 1;
+	while (bd->rc == 0 && bd->ph != PH_DONE && budget > 0) {
+		if (!bd->begun) {
+			bd->begun = true;
+			if ((rc = phase_begin(bd)) != 0)
+				break;
+		}
+		if ((rc = phase_step(bd, &budget)) != 0)
+			break;
+	}
+	if (rc != 0)
+		bd->rc = rc;
+	if (bd->rc != 0) {
+		nds_errf(err, errlen, "table build: %s",
+		    bd->rc == -ENOMEM ? "out of memory or too many names"
+		                      : strerror(-bd->rc));
+		return bd->rc;
+	}
+	if (bd->ph != PH_DONE)
+		return 1;
+	*out = bd->b.t;
+	bd->b.t = NULL;
+	return 0;
+}
+
+int
+nds_table_build(struct nds_nametable *nt, const struct nds_build_opts *o,
+    struct nds_table **out, char *err, size_t errlen)
+{
+	struct nds_table_builder *bd;
+	int rc;
+
+	if ((rc = nds_table_builder_create(nt, o, &bd, err, errlen)) != 0) {
+		if (out != NULL)
+			*out = NULL;
+		return rc;
+	}
+	rc = nds_table_builder_step(bd, SIZE_MAX, out, err, errlen);
+	nds_table_builder_free(bd);
 	return rc;
 }
 
@@ -2265,9 +2512,12 @@ rec_emit(const struct nds_table *t, const char *name, const struct hit *h,
 		out.data = data;
 		rc = fn(&out, arg);
 	} else if ((rc = rec_addrs(&out, data, AF_INET,
-	                t->v4 + (size_t)s->v4 * 4, s->n4, fn, arg)) == 0) {
-		rc = rec_addrs(&out, data, AF_INET6, t->v6 + (size_t)s->v6 * 16,
-		    s->n6, fn, arg);
+	                s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL, s->n4,
+	                fn, arg)) == 0) {
+		/* (a table without IPv6 has no v6 pool: no offset to NULL) */
+		rc = rec_addrs(&out, data, AF_INET6,
+		    s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL, s->n6, fn,
+		    arg);
 	}
 	if (origin != obuf)
 		free(origin);

@@ -20,6 +20,7 @@
 #include "nds/nds.h"
 #include "nds/nds_impl.h"
 #include "test/fuzz/fuzz_stream.h"
+#include "test/fuzz/fuzz_table.h"
 
 #define KEYS_PROBED 64
 
@@ -157,6 +158,38 @@ pieces(const uint8_t *data, size_t size, uint8_t **pb, size_t *pblen)
 	nds_nametable_destroy(nt);
 }
 
+/*
+ * The builder in steps of an input-chosen size (1-64 units) gives t, the
+ * table of the whole build, record for record.
+ */
+static void
+stepped(const uint8_t *data, size_t size, const struct nds_build_opts *o,
+    const struct nds_table *t)
+{
+	struct nds_table_builder *bd;
+	struct nds_nametable *nt;
+	struct nds_table *s = NULL;
+	size_t budget = size > 0 ? 1 + data[size - 1] % 64 : 1;
+	char err[128];
+	int rc;
+
+	if (nds_json_parse((const char *)data, size, &nt, err, sizeof(err)) !=
+	        0 ||
+	    nds_table_builder_create(nt, o, &bd, err, sizeof(err)) != 0)
+		return;
+	while ((rc = nds_table_builder_step(bd, budget, &s, err,
+	            sizeof(err))) == 1)
+		;
+	nds_table_builder_free(bd);
+	if (rc != 0) /* out of memory; the whole build managed */
+		return;
+	if (nds_table_names(s) != nds_table_names(t) ||
+	    nds_table_entries(s) != nds_table_entries(t) ||
+	    fuzz_table_digest(s) != fuzz_table_digest(t))
+		abort();
+	nds_table_unref(s);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -200,6 +233,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (nds_table_names(t) > 0 && nds_table_entries(t) == 0)
 		abort();
+	stepped(data, size, o, t);
 	probe_keys(t, data, size, fuzz_sfx[size % 3]);
 	/* The raw input as a name, and every suffix starting at a byte. */
 	n = size < 300 ? size : 300;

@@ -6,6 +6,8 @@
 #ifndef DNSPROXY_FUZZ_TABLE_H
 #define DNSPROXY_FUZZ_TABLE_H
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "nds/nds.h"
@@ -39,6 +41,40 @@ fuzz_table_sample(void)
 	fuzz_table_add(nt, "*.wildcard", "External", NULL, NULL, "10.10.10.10",
 	    NULL);
 	return nt;
+}
+
+/* FNV-1a over bytes and a separator. */
+static inline uint64_t
+fuzz_fnv(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211u;
+	return (h ^ 0xff) * 1099511628211u;
+}
+
+static inline int
+fuzz_digest_record(const struct nds_record *r, void *arg)
+{
+	uint64_t *h = arg;
+	char ttl[16];
+
+	snprintf(ttl, sizeof(ttl), "%u", r->ttl);
+	*h = fuzz_fnv(fuzz_fnv(fuzz_fnv(fuzz_fnv(fuzz_fnv(*h, r->name), r->type),
+	                                    ttl),
+	                  r->data),
+	    r->origin);
+	return 0;
+}
+
+/* A digest of every record of t, in listing order (0: out of memory). */
+static inline uint64_t
+fuzz_table_digest(const struct nds_table *t)
+{
+	uint64_t h = 14695981039346656037u;
+
+	if (nds_table_foreach_record(t, NULL, fuzz_digest_record, &h) != 0)
+		return 0;
+	return h;
 }
 
 #endif

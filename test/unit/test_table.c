@@ -1238,7 +1238,40 @@ str_cmp(const void *a, const void *b)
 }
 
 /*
- * sort_entries() orders keys exactly as strcmp() does: shared prefixes
+ * The builder's sort of got[0..n) (PH_KEYS to PH_UNKEY), with the merges
+ * run budget keys at a time.
+ */
+static void
+sort_entries(const struct nds_nametable *nt, struct nt_entry **got, size_t n,
+    size_t budget)
+{
+	struct sort_key *k = malloc(2 * n * sizeof(*k));
+	const char *key;
+	struct merge m;
+	size_t i, len, steps = 0;
+
+	assert_non_null(k);
+	for (i = 0; i < n; i++) {
+		key = ent_key(nt, got[i], &len);
+		k[i].hi = sort_word(key, len, 0);
+		k[i].lo = sort_word(key, len, 8);
+		k[i].e = got[i];
+	}
+	for (i = 0; i < n; i += 16)
+		sort_run(k, i, n, nt);
+	merge_init(&m, k, n);
+	while (!merge_some(&m, budget, nt))
+		steps++;
+	/* Small budgets stop and resume inside merges. */
+	if (budget < n / 4)
+		assert_true(steps > n / budget / 2);
+	for (i = 0; i < n; i++)
+		got[i] = k[i].e;
+	free(k);
+}
+
+/*
+ * The sort orders keys exactly as strcmp() does: shared prefixes
  * shorter than, equal to and longer than its 16 in-array bytes, bytes
  * over 0x7f, keys that are prefixes of others.  (Its blocks hold "key."
  * and a NUL; a dot sorts after '-', so the blocks' strcmp() order is
@@ -1254,9 +1287,10 @@ test_sort_matches_strcmp(void **state)
 	static char keys[N][48];
 	struct nt_entry *got[N];
 	struct nds_nametable *nt = nametable();
+	static const size_t budgets[] = {1, 5, 16, 1000, SIZE_MAX};
 	char kg[48];
 	uint32_t r = 12345;
-	size_t i, j, len, n;
+	size_t i, j, len, n, b;
 
 	(void)state;
 	for (i = 0; i < N; i++) {
@@ -1283,10 +1317,210 @@ test_sort_matches_strcmp(void **state)
 		key_of(nt, got[i], keys[i]);
 	}
 	qsort(keys, n, sizeof(keys[0]), str_cmp);
-	assert_int_equal(sort_entries(nt, got, n), 0);
-	for (i = 0; i < n; i++)
-		assert_string_equal(key_of(nt, got[i], kg), keys[i]);
+	for (b = 0; b < sizeof(budgets) / sizeof(*budgets); b++) {
+		for (i = 0; i < n; i++)
+			got[i] = &nt->ents[i];
+		sort_entries(nt, got, n, budgets[b]);
+		for (i = 0; i < n; i++)
+			assert_string_equal(key_of(nt, got[i], kg), keys[i]);
+	}
 	nds_nametable_destroy(nt);
+}
+
+/* Appends one record to the string buffer arg. */
+static int
+record_line(const struct nds_record *r, void *arg)
+{
+	char **buf = arg, *p;
+	size_t have = *buf != NULL ? strlen(*buf) : 0;
+	int n;
+
+	n = snprintf(NULL, 0, "%s %s %u %s %s\n", r->name, r->type, r->ttl,
+	    r->data, r->origin);
+	assert_non_null(p = realloc(*buf, have + (size_t)n + 1));
+	snprintf(p + have, (size_t)n + 1, "%s %s %u %s %s\n", r->name, r->type,
+	    r->ttl, r->data, r->origin);
+	*buf = p;
+	return 0;
+}
+
+/* Every record of t, one per line (malloc'd). */
+static char *
+listing(const struct nds_table *t)
+{
+	char *buf = NULL;
+
+	assert_int_equal(nds_table_foreach_record(t, NULL, record_line, &buf),
+	    0);
+	assert_non_null(buf);
+	return buf;
+}
+
+/*
+ * A table with every kind of collision: Kubernetes services in three
+ * namespaces whose short forms meet, External hosts that equal those
+ * short forms, alt hosts, wildcards, headless names, and keys added in
+ * a scrambled order (sorted == false) or in key order (true).
+ */
+static struct nds_nametable *
+mixed_nametable(bool sorted)
+{
+	static const char *const nss[] = {"ns1", "ns2", "default"};
+	struct nds_nametable *nt = nametable();
+	char key[96], sn[32], ip[32], alt[96];
+	size_t i, j;
+
+	for (j = 0; j < 240; j++) {
+		/* In key order: "a%03zu" sorts with its number. */
+		i = sorted ? j : (j * 97) % 240;
+		snprintf(sn, sizeof(sn), "s%03zu", i % 80);
+		snprintf(ip, sizeof(ip), "10.0.%zu.%zu", i / 200, i % 200 + 1);
+		switch (i % 6) {
+		case 0:
+		case 1:
+		case 2:
+			snprintf(key, sizeof(key), "s%03zu.%s.svc.cluster.local",
+			    i % 80, nss[i % 3]);
+			snprintf(alt, sizeof(alt),
+			    "s%03zu.%s.svc.clusterset.local", i % 80,
+			    nss[i % 3]);
+			add(nt, key, "Kubernetes", sn, nss[i % 3], LIST(ip),
+			    i % 4 == 0 ? LIST(alt) : NOALT);
+			break;
+		case 3:
+			snprintf(key, sizeof(key), "s%03zu.%s", i % 80,
+			    nss[i % 3]);
+			add(nt, key, "External", NULL, NULL,
+			    LIST(ip, "2001:db8::1"), NOALT);
+			break;
+		case 4:
+			snprintf(key, sizeof(key), "*.w%03zu.example", i % 80);
+			add(nt, key, "External", NULL, NULL, LIST(ip), NOALT);
+			break;
+		case 5:
+			snprintf(key, sizeof(key), "s%03zu", i % 80);
+			add(nt, key, "External", NULL, NULL, LIST(ip), NOALT);
+			break;
+		}
+	}
+	fixture_add(nt);
+	return nt;
+}
+
+/*
+ * The builder in steps of any size gives the table nds_table_build()
+ * gives, record for record, whether the keys need sorting or not; small
+ * budgets take many steps.
+ */
+static void
+test_builder_steps_give_the_same_table(void **state)
+{
+	static const size_t budgets[] = {1, 2, 3, 17, 256, SIZE_MAX};
+	struct nds_build_opts o = {.namespace = "ns1",
+	    .domain = "ns1.svc.cluster.local",
+	    .search0 = "ns1.svc.cluster.local",
+	    .ttl = 30};
+	struct nds_table_builder *bd;
+	struct nds_table *whole, *t, *again;
+	char err[128], *want, *got;
+	size_t b, steps;
+	int sorted, rc;
+
+	(void)state;
+	for (sorted = 0; sorted < 2; sorted++) {
+		whole = build(mixed_nametable(sorted), o.namespace, o.domain,
+		    o.search0);
+		want = listing(whole);
+		assert_true(nds_table_names(whole) > 500);
+		for (b = 0; b < sizeof(budgets) / sizeof(*budgets); b++) {
+			assert_int_equal(nds_table_builder_create(
+			                     mixed_nametable(sorted), &o, &bd,
+			                     err, sizeof(err)),
+			    0);
+			steps = 0;
+			while ((rc = nds_table_builder_step(bd, budgets[b], &t,
+			            err, sizeof(err))) == 1) {
+				assert_null(t);
+				steps++;
+			}
+			assert_int_equal(rc, 0);
+			assert_non_null(t);
+			/* Done is done: the builder hands nothing more. */
+			assert_int_equal(nds_table_builder_step(bd, 1, &again,
+			                     err, sizeof(err)),
+			    -EINVAL);
+			assert_null(again);
+			nds_table_builder_free(bd);
+			if (budgets[b] == 1)
+				assert_true(steps > 1000);
+			if (budgets[b] == SIZE_MAX)
+				assert_int_equal(steps, 0);
+			got = listing(t);
+			assert_string_equal(got, want);
+			assert_int_equal(nds_table_names(t),
+			    nds_table_names(whole));
+			assert_int_equal(nds_table_entries(t),
+			    nds_table_entries(whole));
+			free(got);
+			nds_table_unref(t);
+		}
+		free(want);
+		nds_table_unref(whole);
+	}
+}
+
+/* A build that fails at any step frees all it holds (ASan's leak check)
+ * and says why; the builder is freed half done as well. */
+static void
+test_builder_fails_cleanly_at_every_step(void **state)
+{
+	struct nds_build_opts o = {.namespace = "ns1",
+	    .domain = "ns1.svc.cluster.local",
+	    .search0 = "ns1.svc.cluster.local"};
+	struct nds_table_builder *bd;
+	struct nds_table *t;
+	char err[128];
+	long k;
+	int rc, half;
+
+	(void)state;
+	for (k = 0;; k++) {
+		struct nds_nametable *nt = mixed_nametable(false);
+
+		bd = NULL;
+		t = NULL;
+		alloc_fail_at = k;
+		rc = nds_table_builder_create(nt, &o, &bd, err, sizeof(err));
+		while (rc == 0 && (rc = nds_table_builder_step(bd, 7, &t, err,
+		                       sizeof(err))) == 1)
+			rc = 0;
+		alloc_fail_at = -1;
+		nds_table_builder_free(bd);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, -ENOMEM);
+		assert_null(t);
+		assert_non_null(strstr(err, "out of memory"));
+	}
+	assert_true(k > 5);
+	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
+	nds_table_unref(t);
+	/* Abandoned half way: nothing leaks. */
+	for (half = 1; half < 400; half *= 3) {
+		assert_int_equal(nds_table_builder_create(mixed_nametable(false),
+		                     &o, &bd, err, sizeof(err)),
+		    0);
+		for (k = 0; k < half; k++)
+			if (nds_table_builder_step(bd, 5, &t, err,
+			        sizeof(err)) != 1)
+				break;
+		if (k == half)
+			nds_table_builder_free(bd);
+		else {
+			nds_table_builder_free(bd);
+			nds_table_unref(t);
+		}
+	}
 }
 
 /*
@@ -1318,6 +1552,8 @@ main(void)
 	    cmocka_unit_test(test_spec8_local_answers),
 	    cmocka_unit_test(test_spec8_forwarded_names_are_unknown),
 	    cmocka_unit_test(test_fixture_counts_entries_and_names),
+	    cmocka_unit_test(test_builder_steps_give_the_same_table),
+	    cmocka_unit_test(test_builder_fails_cleanly_at_every_step),
 	    cmocka_unit_test(test_search_cname_of_short_form_targets_fqdn),
 	    cmocka_unit_test(test_alt_host_search_cname_targets_itself),
 	    cmocka_unit_test(test_worked_example_proxy_in_default),
