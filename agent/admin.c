@@ -296,9 +296,15 @@ admin_metrics_table(struct evbuffer *b, const struct agent_state *st)
 	    (uint64_t)st->table_updated);
 	admin_metric_head(b, "dnsproxy_table_build_seconds", "gauge",
 	    "Time the live table took to decode and compile (an xDS push: "
-	    "from its last byte); queries wait meanwhile.");
+	    "from its last byte, the compile in slices with queries "
+	    "answered in between).");
 	evbuffer_add_printf(b, "dnsproxy_table_build_seconds %.6f\n",
 	    (double)st->table_build_us / 1e6);
+	admin_metric_head(b, "dnsproxy_table_build_stall_seconds", "gauge",
+	    "The longest the build of the live table kept queries waiting "
+	    "in one go (a file or snapshot: all of it).");
+	evbuffer_add_printf(b, "dnsproxy_table_build_stall_seconds %.6f\n",
+	    (double)st->table_stall_us / 1e6);
 }
 
 static void

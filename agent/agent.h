@@ -193,6 +193,7 @@ struct agent_state {
 	char table_version[64];            /* "file-N", or the xDS version */
 	time_t table_updated;              /* when the live one came, or 0 */
 	uint64_t table_build_us;           /* its decode + compile time */
+	uint64_t table_stall_us;           /* the longest of that in one go */
 	struct rsv *rsv;                   /* answers and forwards queries */
 	struct agent_listeners *listeners; /* DNS sockets */
 	uint64_t xds_pushes, xds_acks, xds_nacks, xds_reconnects;

@@ -221,17 +221,21 @@ agent_build_table(struct agent_ctx *a, const char *path, struct nds_table **out,
 
 /*
  * The swap: one assignment on the loop thread.  from names the source for
- * the log; version is the xDS version_info, or NULL for "file-N"; us is
- * what decoding and compiling t took.
+ * the log; version is the xDS version_info, or NULL for "file-N"; bs says
+ * what decoding and compiling t took (only work_us for a file).
  */
 static void
 agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
-    const char *version, uint64_t us, uint64_t early_us)
+    const char *version, const struct nds_build_stats *bs)
 {
 	struct nds_table *old = a->st.table;
+	struct timespec t0, t1;
+	double swap_ms;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	a->st.table = t;
-	a->st.table_build_us = us;
+	a->st.table_build_us = bs->work_us;
+	a->st.table_stall_us = bs->slices > 0 ? bs->stall_us : bs->work_us;
 	a->st.table_loads++;
 	a->st.table_updated = time(NULL);
 	if (version != NULL)
@@ -242,18 +246,35 @@ agent_table_swap(struct agent_ctx *a, struct nds_table *t, const char *from,
 		    "file-%llu", (unsigned long long)a->st.table_loads);
 	nds_table_unref(old);
 	malloc_trim(0); /* the old table's pages, unless a holder remains */
-	if (early_us > 0)
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	swap_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+	          (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	if (bs->slices > 0)
 		log_info("table from %s (version %s): %zu entries, %zu names, "
-		         "built in %.1f ms after the last byte (%.1f ms of "
-		         "decoding as it arrived)",
+		         "built in %.1f ms after the last byte: %.1f ms of "
+		         "work, the compile in %u slices, queries waited at "
+		         "most %.1f ms (%.1f ms of decoding as it arrived); "
+		         "the old table freed in %.1f ms",
 		    from, a->st.table_version, nds_table_entries(t),
-		    nds_table_names(t), (double)us / 1000.0,
-		    (double)early_us / 1000.0);
+		    nds_table_names(t), (double)bs->wall_us / 1000.0,
+		    (double)bs->work_us / 1000.0, bs->slices,
+		    (double)bs->stall_us / 1000.0,
+		    (double)bs->early_us / 1000.0, swap_ms);
 	else
 		log_info("table from %s (version %s): %zu entries, %zu names, "
 		         "built in %.1f ms",
 		    from, a->st.table_version, nds_table_entries(t),
-		    nds_table_names(t), (double)us / 1000.0);
+		    nds_table_names(t), (double)bs->work_us / 1000.0);
+}
+
+/* A table read at once (a file, the snapshot): its build took us. */
+static void
+agent_table_swap_file(struct agent_ctx *a, struct nds_table *t,
+    const char *from, const char *version, uint64_t us)
+{
+	struct nds_build_stats bs = {.work_us = us};
+
+	agent_table_swap(a, t, from, version, &bs);
 }
 
 static void
@@ -276,7 +297,7 @@ agent_on_hup(evutil_socket_t sig, short what, void *arg)
 		log_warn("SIGHUP: keeping the previous table");
 		return;
 	}
-	agent_table_swap(a, t, a->cfg.table_path, NULL, us, 0);
+	agent_table_swap_file(a, t, a->cfg.table_path, NULL, us);
 }
 
 static void
@@ -415,7 +436,7 @@ agent_load_snapshot(struct agent_ctx *a)
 		log_warn("snapshot %s ignored", a->cfg.snapshot_path);
 		return;
 	}
-	agent_table_swap(a, t, a->cfg.snapshot_path, "snapshot", us, 0);
+	agent_table_swap_file(a, t, a->cfg.snapshot_path, "snapshot", us);
 }
 
 /* A push was accepted: swap it in, then persist it (SPEC §5). */
@@ -424,11 +445,12 @@ agent_xds_table(struct nds_table *t, const char *version, const uint8_t *pb,
     size_t pblen, void *arg)
 {
 	struct agent_ctx *a = arg;
+	struct nds_build_stats bs;
 	char err[512];
 
 	a->st.xds_pushes++;
-	agent_table_swap(a, t, "xds", version, nds_client_build_usec(a->xds),
-	    nds_client_early_usec(a->xds));
+	nds_client_build_stats(a->xds, &bs);
+	agent_table_swap(a, t, "xds", version, &bs);
 	if (a->cfg.snapshot_path != NULL &&
 	    nds_snapshot_write(a->cfg.snapshot_path, pb, pblen, err,
 	        sizeof(err)) != 0)
@@ -530,7 +552,7 @@ agent_run(struct agent_ctx *a)
 	if (a->cfg.table_path != NULL) {
 		if (agent_build_table(a, a->cfg.table_path, &t, &us) != 0)
 			return 1;
-		agent_table_swap(a, t, a->cfg.table_path, NULL, us, 0);
+		agent_table_swap_file(a, t, a->cfg.table_path, NULL, us);
 	} else if (a->cfg.snapshot_path != NULL)
 		agent_load_snapshot(a);
 	if (a->st.table == NULL)

@@ -158,6 +158,7 @@ nds_ads_result_fini(struct nds_ads_result *res)
 	free(res->nonce);
 	free(res->pb_own);
 	nds_table_unref(res->table);
+	nds_nametable_destroy(res->nt);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -410,10 +411,56 @@ nds_ads_early_feed(struct nds_ads_early *e, const uint8_t *msg, size_t got,
 	e->whole = eof;
 }
 
+/* res becomes the NACK of a NameTable (vlen bytes) that err says is bad. */
+static void
+result_table_error(struct nds_ads_result *res, size_t vlen, const char *err)
+{
+	res->verdict = NDS_ADS_NACK;
+	nds_errf(res->reason, sizeof(res->reason),
+	    "NameTable (version \"%.100s\", %zu bytes): %s", res->version,
+	    vlen, err);
+	/* The reason quotes cut strings of the response; the NACK carries
+	 * it as a proto3 string, which must be valid UTF-8. */
+	nds_utf8_sanitize(res->reason);
+}
+
+void
+nds_ads_result_compile_failed(struct nds_ads_result *res, const char *err)
+{
+	result_table_error(res, res->pblen, err);
+	nds_nametable_destroy(res->nt);
+	res->nt = NULL;
+	free(res->pb_own);
+	res->pb_own = NULL;
+	res->pb = NULL;
+	res->pblen = 0;
+}
+
 int
 nds_ads_response_process(const uint8_t *msg, size_t len,
     const struct nds_build_opts *o, struct nds_ads_early *early,
     struct nds_ads_result *res)
+{
+	struct nds_nametable *nt;
+	char err[384];
+	int rc;
+
+	if ((rc = nds_ads_response_decode(msg, len, early, res)) != 0 ||
+	    res->nt == NULL)
+		return rc;
+	nt = res->nt;
+	res->nt = NULL;
+	if ((rc = nds_table_build(nt, o, &res->table, err, sizeof(err))) == 0)
+		return 0;
+	if (rc == -ENOMEM)
+		nds_errf(err, sizeof(err), "out of memory");
+	nds_ads_result_compile_failed(res, err);
+	return 0;
+}
+
+int
+nds_ads_response_decode(const uint8_t *msg, size_t len,
+    struct nds_ads_early *early, struct nds_ads_result *res)
 {
 	Envoy__Service__Discovery__V3__DiscoveryResponse *resp;
 	Google__Protobuf__Any *any;
@@ -482,16 +529,13 @@ nds_ads_response_process(const uint8_t *msg, size_t len,
 	} else {
 		rc = nds_pb_parse(val, vlen, &nt, err, sizeof(err));
 	}
-	if (rc == 0)
-		rc = nds_table_build(nt, o, &res->table, err, sizeof(err));
 	if (rc == -ENOMEM)
 		nds_errf(err, sizeof(err), "out of memory");
 	if (rc != 0) {
-		nds_errf(res->reason, sizeof(res->reason),
-		    "NameTable (version \"%.100s\", %zu bytes): %s",
-		    res->version, vlen, err);
+		result_table_error(res, vlen, err);
 		goto done;
 	}
+	res->nt = nt;
 	/* The bytes for the snapshot: in msg, or taken over from
 	 * protobuf-c, which allocates with malloc (free() releases). */
 	if (val == any->value.data) {

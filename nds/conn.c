@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,14 @@
 
 #define H2_WINDOW (16u * 1024 * 1024) /* SPEC §5: stream and connection */
 #define TOKEN_MAX (64u * 1024)
+/*
+ * A push's compile runs in slices of about NDS_SLICE_US, in steps of
+ * NDS_SLICE_UNITS builder units (~0.1 ms for a 100k table), with the
+ * loop serving queries between slices: the longest the compile keeps
+ * them waiting.
+ */
+#define NDS_SLICE_US 1000
+#define NDS_SLICE_UNITS 1024
 #define ISTIOD_NAME "istiod.istio-system.svc"
 
 struct nds_client {
@@ -68,10 +77,17 @@ struct nds_client {
 	/* timers */
 	struct event *retry, *dial, *keepalive, *ping_timeout;
 	struct evdns_base *dns; /* created on the first host name */
-	uint64_t build_us;      /* what the last response took after its
-	                         * last byte: the rest of the decode, and
-	                         * the compile */
-	uint64_t early_us;      /* its decode while it arrived */
+	struct nds_build_stats stats; /* of the last table handed up */
+
+	/* The push being compiled, a slice at a time between reads. */
+	struct nds_table_builder *bd; /* NULL: none */
+	struct nds_ads_result pend;   /* its verdict-to-be, nonce, bytes */
+	uint8_t *pend_msg;            /* the message pend.pb points into */
+	unsigned pend_conn;           /* conn_seq it came on */
+	struct nds_build_stats pst;   /* its figures so far */
+	struct timespec pend_t0;      /* its last byte */
+	struct event *slice;          /* runs the next slice */
+	unsigned conn_seq;            /* connections closed so far */
 
 	/* the current connection */
 	struct bufferevent *bev;
@@ -228,6 +244,7 @@ client_parse_host(struct nds_client *c)
 static void
 client_close(struct nds_client *c)
 {
+	c->conn_seq++; /* a push still compiling is ACKed on no other */
 	nds_h2_destroy(c->h2);
 	c->h2 = NULL;
 	if (c->bev != NULL) {
@@ -376,19 +393,136 @@ client_on_partial(struct nds_client *c, const uint8_t *msg, size_t got,
 	c->early_acc += usec_between(&t0, &t1);
 }
 
+/* The push's verdict, once known: a table handed up and ACKed, or a
+ * NACK, on the connection it came on if that is still up. */
+static void
+client_verdict(struct nds_client *c, struct nds_ads_result *res,
+    unsigned conn)
+{
+	bool same = conn == c->conn_seq && c->h2 != NULL;
+
+	switch (res->verdict) {
+	case NDS_ADS_IGNORE:
+		c->cbs.on_event(NDS_EV_IGNORED, res->reason, c->arg);
+		break;
+	case NDS_ADS_NACK:
+		if (same)
+			client_nack(c, res->version, res->nonce, res->reason);
+		else
+			c->cbs.on_event(NDS_EV_NACK, res->reason, c->arg);
+		break;
+	case NDS_ADS_ACK:
+		c->cbs.on_table(res->table, res->version, res->pb, res->pblen,
+		    c->arg);
+		res->table = NULL; /* the callee's now */
+		/* Its connection is gone: the next one's control plane
+		 * pushes again, and that push is ACKed. */
+		if (!same)
+			break;
+		c->cbs.on_event(NDS_EV_ACK, res->version, c->arg);
+		if (client_send_request(c, NULL, res->version, res->nonce,
+		        NULL) != 0)
+			client_break(c, "out of memory for an ACK");
+		break;
+	}
+}
+
+/* Drops the push being compiled, if any. */
+static void
+client_pend_drop(struct nds_client *c)
+{
+	nds_table_builder_free(c->bd);
+	c->bd = NULL;
+	nds_ads_result_fini(&c->pend);
+	free(c->pend_msg);
+	c->pend_msg = NULL;
+	if (c->slice != NULL)
+		evtimer_del(c->slice);
+}
+
+/* The next slice, once the loop has looked at its sockets (a timer, as
+ * event_active() would run it again before any of them). */
+static void
+client_compile_later(struct nds_client *c)
+{
+	struct timeval now = {0, 0};
+
+	evtimer_add(c->slice, &now);
+}
+
+/*
+ * One slice of the compile: steps until NDS_SLICE_US have passed (all
+ * of it if !slice); then its verdict if it is done, else the next slice
+ * after the loop has served what came meanwhile.
+ */
+static void
+client_compile(struct nds_client *c, bool slice)
+{
+	struct timespec t0, t1;
+	uint64_t us;
+	char err[256];
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		rc = nds_table_builder_step(c->bd, NDS_SLICE_UNITS,
+		    &c->pend.table, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		us = usec_between(&t0, &t1);
+	} while (rc == 1 && (!slice || us < NDS_SLICE_US));
+	c->pst.work_us += us;
+	c->pst.slices++;
+	if (us > c->pst.stall_us)
+		c->pst.stall_us = us;
+	if (rc == 1) {
+		client_compile_later(c);
+		return;
+	}
+	nds_table_builder_free(c->bd);
+	c->bd = NULL;
+	if (rc != 0)
+		nds_ads_result_compile_failed(&c->pend, err);
+	c->pst.wall_us = usec_between(&c->pend_t0, &t1);
+	c->stats = c->pst;
+	client_verdict(c, &c->pend, c->pend_conn);
+	client_pend_drop(c);
+}
+
+static void
+client_on_slice(evutil_socket_t fd, short what, void *arg)
+{
+	struct nds_client *c = arg;
+
+	(void)fd, (void)what;
+	if (c->bd == NULL)
+		return;
+	client_compile(c, true);
+	if (c->broken) {
+		char why[sizeof(c->why)];
+
+		nds_errf(why, sizeof(why), "%s", c->why);
+		client_fail(c, why);
+	}
+}
+
 static void
 client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 {
 	struct nds_ads_result res;
 	struct timespec t0, t1;
+	char err[256];
 	int rc;
 
+	/* Pushes take effect in order: one still compiling finishes now. */
+	if (c->bd != NULL)
+		client_compile(c, false);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = nds_ads_response_process(msg, len, &c->build,
-	    c->early_on ? &c->early : NULL, &res);
+	rc = nds_ads_response_decode(msg, len, c->early_on ? &c->early : NULL,
+	    &res);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	c->build_us = usec_between(&t0, &t1);
-	c->early_us = c->early_on ? c->early_acc : 0;
+	memset(&c->pst, 0, sizeof(c->pst));
+	c->pst.work_us = c->pst.stall_us = usec_between(&t0, &t1);
+	c->pst.early_us = c->early_on ? c->early_acc : 0;
 	nds_ads_early_fini(&c->early);
 	c->early_on = 0;
 	if (rc != 0) {
@@ -396,24 +530,28 @@ client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 		return;
 	}
 	c->attempt = 0; /* the control plane talks to us */
-	switch (res.verdict) {
-	case NDS_ADS_IGNORE:
-		c->cbs.on_event(NDS_EV_IGNORED, res.reason, c->arg);
-		break;
-	case NDS_ADS_NACK:
-		client_nack(c, res.version, res.nonce, res.reason);
-		break;
-	case NDS_ADS_ACK:
-		c->cbs.on_table(res.table, res.version, res.pb, res.pblen,
-		    c->arg);
-		res.table = NULL; /* the callee's now */
-		c->cbs.on_event(NDS_EV_ACK, res.version, c->arg);
-		if (client_send_request(c, NULL, res.version, res.nonce,
-		        NULL) != 0)
-			client_break(c, "out of memory for an ACK");
-		break;
+	if (res.nt == NULL) { /* no compile: the verdict is known */
+		client_verdict(c, &res, c->conn_seq);
+		nds_ads_result_fini(&res);
+		return;
 	}
-	nds_ads_result_fini(&res);
+	/* The compile runs in slices; the message stays as long, for the
+	 * snapshot's bytes. */
+	if (nds_table_builder_create(res.nt, &c->build, &c->bd, err,
+	        sizeof(err)) != 0) {
+		res.nt = NULL; /* freed by the builder */
+		nds_ads_result_compile_failed(&res, err);
+		client_verdict(c, &res, c->conn_seq);
+		nds_ads_result_fini(&res);
+		return;
+	}
+	res.nt = NULL;
+	c->pend = res;
+	c->pend_conn = c->conn_seq;
+	c->pend_t0 = t0;
+	if (res.pb != NULL && res.pb_own == NULL)
+		c->pend_msg = nds_grpc_rx_take(&c->rx);
+	client_compile_later(c);
 }
 
 static int
@@ -877,8 +1015,10 @@ nds_client_create(struct event_base *base, const struct nds_client_config *cfg,
 	c->dial = evtimer_new(base, client_on_dial_timeout, c);
 	c->keepalive = event_new(base, -1, EV_PERSIST, client_on_keepalive, c);
 	c->ping_timeout = evtimer_new(base, client_on_ping_timeout, c);
+	c->slice = evtimer_new(base, client_on_slice, c);
 	if (failed || c->retry == NULL || c->dial == NULL ||
-	    c->keepalive == NULL || c->ping_timeout == NULL) {
+	    c->keepalive == NULL || c->ping_timeout == NULL ||
+	    c->slice == NULL) {
 		nds_client_destroy(c);
 		nds_errf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -888,16 +1028,10 @@ nds_client_create(struct event_base *base, const struct nds_client_config *cfg,
 	return 0;
 }
 
-uint64_t
-nds_client_build_usec(const struct nds_client *c)
+void
+nds_client_build_stats(const struct nds_client *c, struct nds_build_stats *st)
 {
-	return c->build_us;
-}
-
-uint64_t
-nds_client_early_usec(const struct nds_client *c)
-{
-	return c->early_us;
+	*st = c->stats;
 }
 
 void
@@ -917,6 +1051,9 @@ nds_client_destroy(struct nds_client *c)
 		event_free(c->keepalive);
 	if (c->ping_timeout != NULL)
 		event_free(c->ping_timeout);
+	client_pend_drop(c);
+	if (c->slice != NULL)
+		event_free(c->slice);
 	if (c->dns != NULL)
 		evdns_base_free(c->dns, 1);
 	for (i = 0; i < c->nstrs; i++)

@@ -35,6 +35,16 @@ nds_grpc_prefix(uint8_t out[NDS_GRPC_PREFIX], uint32_t len)
 	out[4] = (uint8_t)len;
 }
 
+uint8_t *
+nds_grpc_rx_take(struct nds_grpc_rx *rx)
+{
+	uint8_t *p = rx->buf;
+
+	rx->buf = NULL;
+	rx->cap = 0;
+	return p;
+}
+
 /* Makes room for want bytes of the message, growing geometrically, so
  * that an announced length is only paid for as its bytes arrive. */
 static int

@@ -309,7 +309,9 @@ struct nds_client_cbs {
 	/*
 	 * A push decoded and compiled: t is a new reference for the callee;
 	 * pb/pblen are the NameTable bytes (for the snapshot), valid during
-	 * the call.  The ACK goes out after it returns.
+	 * the call.  The ACK goes out after it returns, if the connection
+	 * the push came on is still up (else the next connection's push is
+	 * ACKed).  Pushes are handed up in the order they came.
 	 */
 	void (*on_table)(struct nds_table *t, const char *version,
 	    const uint8_t *pb, size_t pblen, void *arg);
@@ -347,14 +349,21 @@ int nds_client_create(struct event_base *base,
 void nds_client_destroy(struct nds_client *c); /* NULL-safe */
 
 /*
- * Microseconds the last response took after its last byte came: what was
- * left of its decode, and the compile (the loop answers nothing
- * meanwhile).  Valid inside on_table for the table being handed, as is
- * early: the time spent decoding its NameTable as the bytes arrived, in
- * steps between reads (0 for a response that came in one read).
+ * What the last table handed up cost (valid inside on_table for that
+ * table).  After the push's last byte, the rest of its decode runs at
+ * once and its compile in slices, with queries answered in between.
  */
-uint64_t nds_client_build_usec(const struct nds_client *c);
-uint64_t nds_client_early_usec(const struct nds_client *c);
+struct nds_build_stats {
+	uint64_t work_us;  /* the rest of the decode and the compile, summed */
+	uint64_t stall_us; /* the longest of those runs: the most a query
+	                    * waited on them */
+	uint64_t wall_us;  /* last byte to the table handed up */
+	uint64_t early_us; /* decoding while the push arrived (0: it came in
+	                    * one read) */
+	unsigned slices;   /* runs the compile took */
+};
+void nds_client_build_stats(const struct nds_client *c,
+    struct nds_build_stats *st);
 
 /*
  * Checks an --xds address ("host:port", "[IPv6]:port"); 0 or -EINVAL.

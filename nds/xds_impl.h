@@ -57,6 +57,9 @@ struct nds_grpc_rx {
 
 void nds_grpc_rx_init(struct nds_grpc_rx *rx, size_t max);
 void nds_grpc_rx_fini(struct nds_grpc_rx *rx);
+/* Inside an NDS_GRPC_MESSAGE callback: the message's buffer, which the
+ * caller now owns (free()); the reader starts a new one. */
+uint8_t *nds_grpc_rx_take(struct nds_grpc_rx *rx);
 
 /*
  * Feeds len bytes of the stream.  Messages grow their buffer as bytes
@@ -96,6 +99,8 @@ struct nds_ads_result {
 	                          * after a decoded response) */
 	char *nonce;             /* nonce, "" when absent */
 	struct nds_table *table; /* ACK: one reference, for the caller */
+	struct nds_nametable *nt; /* ACK from nds_ads_response_decode():
+	                           * the NameTable, still to compile */
 	const uint8_t *pb;       /* ACK: the NameTable bytes (for the
 	                          * snapshot), in the message (valid while
 	                          * it is) or in pb_own; NULL if 0 bytes */
@@ -148,6 +153,17 @@ void nds_ads_early_fini(struct nds_ads_early *e);
 int nds_ads_response_process(const uint8_t *msg, size_t len,
     const struct nds_build_opts *o, struct nds_ads_early *early,
     struct nds_ads_result *res);
+/*
+ * nds_ads_response_process() but for the compile: an ACK holds res->nt,
+ * which the caller compiles (nds_table_builder_*(), in steps between
+ * reads) before it ACKs, or hands to nds_ads_result_compile_failed().
+ */
+int nds_ads_response_decode(const uint8_t *msg, size_t len,
+    struct nds_ads_early *early, struct nds_ads_result *res);
+/* The compile of res's NameTable failed with err: res becomes its NACK
+ * (the reason nds_ads_response_process() gives), its bytes dropped. */
+void nds_ads_result_compile_failed(struct nds_ads_result *res,
+    const char *err);
 void nds_ads_result_fini(struct nds_ads_result *res);
 
 /*

@@ -11,9 +11,10 @@ queries sent and lost, SERVFAIL and other non-NOERROR replies, p50/p99/max
 latency overall and in the second after each push, and the time the proxy
 spent on each push: the delay from sending the push to receiving its ACK as
 the control plane sees it (the proxy ACKs after building the new table
-aside and swapping it in; it logs no build duration of its own; if a
-"table from xds (version V)" log line carries a duration in ms, that is
-reported too).
+aside and swapping it in), and what the proxy logs for it ("table from xds
+(version V): ... built in W ms after the last byte: X ms of work, the
+compile in K slices, queries waited at most S ms (E ms of decoding as it
+arrived)"): W, X, K, S and E.
 
     test/bench/swap.py                      # 100k services, 10 pushes 2 s apart, 20k q/s
     test/bench/swap.py --services 10000 --pushes 4 --out swap.json
@@ -39,12 +40,13 @@ BLACKBOX = os.path.join(ROOT, "test", "blackbox")
 sys.path.insert(0, BLACKBOX)
 
 NS = "ns-0"
-BUILD_MS = re.compile(r"table from xds \(version ([^)]+)\).*?"
-                      r"([0-9]+(?:\.[0-9]+)?) ?ms\b")
-# "... built in X ms after the last byte (Y ms of decoding as it arrived)"
-EARLY_MS = re.compile(r"table from xds \(version ([^)]+)\).*?"
-                      r"\(([0-9]+(?:\.[0-9]+)?) ms of decoding as it "
-                      r"arrived\)")
+NUM = r"([0-9]+(?:\.[0-9]+)?)"
+BUILD = re.compile(r"table from xds \(version ([^)]+)\).*? built in " +
+                   NUM + r" ms after the last byte: " + NUM +
+                   r" ms of work, the compile in ([0-9]+) slices, queries "
+                   r"waited at most " + NUM + r" ms \(" + NUM +
+                   r" ms of decoding as it arrived\); the old table "
+                   r"freed in " + NUM + r" ms")
 
 
 def die(msg):
@@ -220,10 +222,13 @@ def main():
         rss_kib = int(status["VmRSS"].split()[0])
         with open(err_path, errors="replace") as f:
             log = f.read()
-        logged_ms = {m.group(1): float(m.group(2))
-                     for m in BUILD_MS.finditer(log)}
-        early_ms = {m.group(1): float(m.group(2))
-                    for m in EARLY_MS.finditer(log)}
+        logged = {m.group(1): {"wall_ms": float(m.group(2)),
+                               "work_ms": float(m.group(3)),
+                               "slices": int(m.group(4)),
+                               "stall_ms": float(m.group(5)),
+                               "early_ms": float(m.group(6)),
+                               "free_ms": float(m.group(7))}
+                  for m in BUILD.finditer(log)}
 
         replies, summary = harness.parse_dnsperf(out_path)
         sent = harness.leading_int(summary.get("Queries sent"))
@@ -257,8 +262,7 @@ def main():
             rows.append({
                 "version": version,
                 "ack_delay_s": round(acks[nonce] - pt, 4),
-                "logged_build_ms": logged_ms.get(version),
-                "logged_early_ms": early_ms.get(version),
+                "logged": logged.get(version),
                 "queries": len(win),
                 "lost": sum(1 for x in win if x[1] == "T"),
                 "servfail": sum(1 for x in win if x[1] == "SERVFAIL"),
@@ -279,7 +283,7 @@ def main():
             "achieved_qps": round(achieved),
             "vm_hwm_kib": hwm_kib, "vm_rss_kib": rss_kib,
             "listener_drops": harness.udp_socket_drops(local_port=port),
-            "compile_source": "logged" if logged_ms else
+            "compile_source": "logged" if logged else
             "ack delay (control plane: push sent -> ACK received)",
             "per_push": rows}
         print_table(res)
@@ -326,22 +330,27 @@ def print_table(r):
           "dropped by its full UDP receive buffer: %s" % (
               r["vm_hwm_kib"], r["vm_rss_kib"], r["listener_drops"]))
     print("time spent on a push: %s" % r["compile_source"])
-    print("%-8s %10s %10s %10s %8s %7s %9s %9s %9s" % (
-        "push", "ACK (s)", "logged ms", "early ms", "queries", "lost",
-        "SERVFAIL", "p99 (ms)", "max (ms)"))
+    print("%-8s %8s %8s %8s %6s %8s %8s %7s %8s %6s %8s %9s %9s" % (
+        "push", "ACK (s)", "wall ms", "work ms", "slices", "stall ms",
+        "early ms", "free ms", "queries", "lost", "SERVFAIL", "p99 (ms)",
+        "max (ms)"))
     for row in r["per_push"]:
-        print("%-8s %10.3f %10s %10s %8d %7d %9d %9s %9s" % (
-            row["version"], row["ack_delay_s"],
-            "-" if row["logged_build_ms"] is None else
-            "%.1f" % row["logged_build_ms"],
-            "-" if row.get("logged_early_ms") is None else
-            "%.1f" % row["logged_early_ms"], row["queries"], row["lost"],
-            row["servfail"],
+        lg = row["logged"] or {}
+
+        def f(k, fmt="%.1f"):
+            return "-" if k not in lg else fmt % lg[k]
+        print("%-8s %8.3f %8s %8s %6s %8s %8s %7s %8d %6d %8d %9s %9s" % (
+            row["version"], row["ack_delay_s"], f("wall_ms"), f("work_ms"),
+            f("slices", "%d"), f("stall_ms"), f("early_ms"), f("free_ms"),
+            row["queries"], row["lost"], row["servfail"],
             "-" if row["p99_ms"] is None else "%.2f" % row["p99_ms"],
             "-" if row["max_ms"] is None else "%.2f" % row["max_ms"]))
-    print("(logged ms: the proxy's time from the push's last byte to the "
-          "swap, the loop answering nothing; early ms: its decoding while "
-          "the push arrived, in steps between reads)")
+    print("(wall ms: the proxy's time from the push's last byte to the "
+          "swap; work ms: what it spent on the push in that time (the rest "
+          "of the decode, then the compile in slices, the loop answering "
+          "queries between them); stall ms: the longest of those runs; "
+          "early ms: its decoding while the push arrived, in steps between "
+          "reads; free ms: the swap, the old table freed)")
     print("(per push: the queries sent in the 1 s after the push; send "
           "times from each reply's name and place in dnsperf's output)")
 

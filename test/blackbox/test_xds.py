@@ -891,16 +891,75 @@ class SwapUnderLoad(XdsCase):
         self.assert_forwards(p, big_name("old", self.N - 2)[0])
         self.assertEqual(p.metric("dnsproxy_table_entries"), self.N + 200)
         # The NameTable (~8 MB) was decoded while it arrived: only the
-        # compile came after its last byte.
+        # compile came after its last byte, in slices with the queries
+        # answered in between.
         line = self.wait_log(p, r"table from xds \(version big-2\)",
-                             r"after the last byte \([0-9.]+ ms of "
+                             r"after the last byte: [0-9.]+ ms of work, "
+                             r"the compile in [0-9]+ slices, queries "
+                             r"waited at most [0-9.]+ ms \([0-9.]+ ms of "
                              r"decoding as it arrived\)")
+        slices = int(re.search(r"in ([0-9]+) slices", line).group(1))
+        self.assertGreater(slices, 5, line)
+        m = p.metrics()
+        self.assertLess(m[("dnsproxy_table_build_stall_seconds", "")],
+                        m[("dnsproxy_table_build_seconds", "")], m)
         sys.stderr.write("\n  %s" % line[line.index("built in"):])
         sys.stderr.write("\n  swap: %d queries, %d during the swap "
                          "(%.2f s), max latency %.3f s\n" % (
                              stats.sent, stats.sent_between(t_push,
                                                             ack.time),
                              ack.time - t_push, stats.max_latency))
+
+
+class CompileInSlices(XdsCase):
+    """A push's compile runs in slices between reads: what arrives
+    meanwhile must not overtake it or be lost."""
+    N = 5000 if harness.VALGRIND else 50000
+
+    def test_push_arriving_during_a_compile_waits_its_turn(self):
+        """A large push and a small one sent back to back (the second
+        arrives while the first compiles): both are handed up and ACKed
+        in the order they came, and the later one is the live table."""
+        cp = start_cp(self.addCleanup)
+        cp.set_table(TABLE1, "v1")
+        p = start(xds_proxy(cp.target), self.addCleanup)
+        cp.wait_for_version_ack("v1", ACK_TIMEOUT)
+        big = big_table(self.N, "big", {})
+        n_big = cp.push(big, "big-1")
+        n_small = cp.push({svc("alpha"): k8s("10.0.9.1", "alpha", "ns2")},
+                          "v2")
+        ack_small = cp.wait_for_ack(n_small, 60 * SLOW)
+        ack_big = cp.wait_for_ack(n_big, 1)
+        self.assertLess(ack_big.index, ack_small.index,
+                        "ACKs out of order: %r %r" % (ack_big, ack_small))
+        self.assert_answers(p, svc("alpha"), "10.0.9.1")
+        self.assert_forwards(p, big_name("big", self.N - 1)[0])
+        log = p.stderr()
+        self.assertLess(log.index("table from xds (version big-1)"),
+                        log.index("table from xds (version v2)"), log)
+        self.assertEqual(p.metric("dnsproxy_table_entries"), 1)
+
+    def test_stream_closed_during_a_compile(self):
+        """The stream ends right after a large push: the table still
+        goes live although nobody pushes it again, and the new stream
+        never echoes the old stream's nonce."""
+        cp = start_cp(self.addCleanup, push_on_connect=False)
+        p = start(xds_proxy(cp.target), self.addCleanup)
+        cp.wait_for_subscription()
+        cp.wait_for_ack(cp.push(TABLE1, "v1"), ACK_TIMEOUT)
+        n_big = cp.push(big_table(self.N, "big", {}), "big-1")
+        cp.close_streams()
+        second = cp.wait_for_subscription(2, 40 * SLOW).stream
+        harness.wait_until(
+            lambda: p.metric("dnsproxy_table_entries") == self.N,
+            60 * SLOW, what="big-1 live")
+        self.assert_answers(p, *big_name("big", self.N - 1))
+        self.assert_forwards(p, "api.example.com.")
+        time.sleep(0.5)
+        self.assertEqual([r for r in second.requests
+                          if r.response_nonce == n_big], [],
+                         "the old stream's nonce echoed on the new one")
+        p.assert_alive()
 
 
 class ManyPushes(XdsCase):
