@@ -506,6 +506,7 @@ agent_xds_start(struct agent_ctx *a)
 	    .sni = a->cfg.xds_sni,
 	    .cluster_id = a->cfg.cluster_id,
 	    .build = agent_build_opts(a),
+	    .keep_bytes = a->cfg.snapshot_path != NULL,
 	};
 	struct nds_client_cbs cbs = {
 	    .on_table = agent_xds_table,

@@ -69,6 +69,7 @@ struct nds_client {
 	size_t nhdrs;
 	struct nds_xds_node node; /* strings owned by strs */
 	struct nds_build_opts build;
+	int keep_bytes; /* hand on_table the NameTable bytes */
 	uint32_t keepalive_ms, ping_timeout_ms, dial_timeout_ms;
 	uint32_t backoff_min_ms, backoff_max_ms;
 	char **strs; /* every copied string, freed at destroy */
@@ -535,8 +536,7 @@ client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 		nds_ads_result_fini(&res);
 		return;
 	}
-	/* The compile runs in slices; the message stays as long, for the
-	 * snapshot's bytes. */
+	/* The compile runs in slices. */
 	if (nds_table_builder_create(res.nt, &c->build, &c->bd, err,
 	        sizeof(err)) != 0) {
 		res.nt = NULL; /* freed by the builder */
@@ -546,11 +546,18 @@ client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 		return;
 	}
 	res.nt = NULL;
+	/* The message stays for the snapshot's bytes, or goes now (after
+	 * this call). */
+	if (!c->keep_bytes) {
+		free(res.pb_own);
+		res.pb_own = NULL;
+		res.pb = NULL; /* pblen still counts them, for a NACK */
+	} else if (res.pb != NULL && res.pb_own == NULL) {
+		c->pend_msg = nds_grpc_rx_take(&c->rx);
+	}
 	c->pend = res;
 	c->pend_conn = c->conn_seq;
 	c->pend_t0 = t0;
-	if (res.pb != NULL && res.pb_own == NULL)
-		c->pend_msg = nds_grpc_rx_take(&c->rx);
 	client_compile_later(c);
 }
 
@@ -1005,6 +1012,7 @@ nds_client_create(struct event_base *base, const struct nds_client_config *cfg,
 	c->build.domain = client_strdup(c, cfg->build.domain, &failed);
 	c->build.search0 = client_strdup(c, cfg->build.search0, &failed);
 	c->build.ttl = cfg->build.ttl;
+	c->keep_bytes = cfg->keep_bytes;
 	c->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 30000;
 	c->ping_timeout_ms =
 	    cfg->ping_timeout_ms ? cfg->ping_timeout_ms : 10000;

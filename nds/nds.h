@@ -309,7 +309,7 @@ struct nds_client_cbs {
 	/*
 	 * A push decoded and compiled: t is a new reference for the callee;
 	 * pb/pblen are the NameTable bytes (for the snapshot), valid during
-	 * the call.  The ACK goes out after it returns, if the connection
+	 * the call; pb is NULL unless the config asked to keep them.  The ACK goes out after it returns, if the connection
 	 * the push came on is still up (else the next connection's push is
 	 * ACKed).  Pushes are handed up in the order they came.
 	 */
@@ -331,6 +331,10 @@ struct nds_client_config {
 	size_t nhdrs;
 	struct nds_xds_node node;
 	struct nds_build_opts build; /* how pushed tables are compiled */
+	int keep_bytes;              /* on_table gets the NameTable bytes
+	                              * (else pb NULL: the ~8 MB message of
+	                              * 100k services is freed before the
+	                              * compile) */
 	uint32_t keepalive_ms;       /* PING period; 0 = 30 s */
 	uint32_t ping_timeout_ms;    /* 0 = 10 s */
 	uint32_t dial_timeout_ms;    /* 0 = 5 s */
