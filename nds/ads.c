@@ -417,8 +417,8 @@ result_table_error(struct nds_ads_result *res, size_t vlen, const char *err)
 {
 	res->verdict = NDS_ADS_NACK;
 	nds_errf(res->reason, sizeof(res->reason),
-	    "NameTable (version \"%.100s\", %zu bytes): %s", res->version,
-	    vlen, err);
+	    "NameTable (version \"%.100s\", %zu bytes): %s", res->version, vlen,
+	    err);
 	/* The reason quotes cut strings of the response; the NACK carries
 	 * it as a proto3 string, which must be valid UTF-8. */
 	nds_utf8_sanitize(res->reason);

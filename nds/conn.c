@@ -77,7 +77,7 @@ struct nds_client {
 
 	/* timers */
 	struct event *retry, *dial, *keepalive, *ping_timeout;
-	struct evdns_base *dns; /* created on the first host name */
+	struct evdns_base *dns;       /* created on the first host name */
 	struct nds_build_stats stats; /* of the last table handed up */
 
 	/* The push being compiled, a slice at a time between reads. */
@@ -397,8 +397,7 @@ client_on_partial(struct nds_client *c, const uint8_t *msg, size_t got,
 /* The push's verdict, once known: a table handed up and ACKed, or a
  * NACK, on the connection it came on if that is still up. */
 static void
-client_verdict(struct nds_client *c, struct nds_ads_result *res,
-    unsigned conn)
+client_verdict(struct nds_client *c, struct nds_ads_result *res, unsigned conn)
 {
 	bool same = conn == c->conn_seq && c->h2 != NULL;
 
@@ -530,7 +529,7 @@ client_on_response(struct nds_client *c, const uint8_t *msg, size_t len)
 		client_break(c, "out of memory decoding a response");
 		return;
 	}
-	c->attempt = 0; /* the control plane talks to us */
+	c->attempt = 0;       /* the control plane talks to us */
 	if (res.nt == NULL) { /* no compile: the verdict is known */
 		client_verdict(c, &res, c->conn_seq);
 		nds_ads_result_fini(&res);

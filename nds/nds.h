@@ -309,9 +309,10 @@ struct nds_client_cbs {
 	/*
 	 * A push decoded and compiled: t is a new reference for the callee;
 	 * pb/pblen are the NameTable bytes (for the snapshot), valid during
-	 * the call; pb is NULL unless the config asked to keep them.  The ACK goes out after it returns, if the connection
-	 * the push came on is still up (else the next connection's push is
-	 * ACKed).  Pushes are handed up in the order they came.
+	 * the call; pb is NULL unless the config asked to keep them.  The ACK
+	 * goes out after it returns, if the connection the push came on is
+	 * still up (else the next connection's push is ACKed).  Pushes are
+	 * handed up in the order they came.
 	 */
 	void (*on_table)(struct nds_table *t, const char *version,
 	    const uint8_t *pb, size_t pblen, void *arg);

@@ -1611,13 +1611,15 @@ shadow_rec(struct nds_table *t, size_t i)
 	unsigned f;
 	size_t n;
 
-	if (r->len > t->s0len && ends_with_label(name, r->len, t->s0dot, t->s0len))
+	if (r->len > t->s0len &&
+	    ends_with_label(name, r->len, t->s0dot, t->s0len))
 		shadow(t, name, r->len - t->s0len);
 	for (f = 0; f < NFORMS && r->own != NONE; f++) {
 		if (!form_has(r, f) || (r->flags & (REC_EX << f)))
 			continue;
 		n = form_len(t, r, f);
-		if (n > t->s0len && ends_with_label(name, n, t->s0dot, t->s0len))
+		if (n > t->s0len &&
+		    ends_with_label(name, n, t->s0dot, t->s0len))
 			shadow(t, name, n - t->s0len);
 	}
 }
@@ -1800,15 +1802,17 @@ merge_some(struct merge *m, size_t budget, const struct nds_nametable *nt)
 			if (done >= budget)
 				break;
 			m->mid = m->lo + m->w < m->n ? m->lo + m->w : m->n;
-			m->hi = m->lo + 2 * m->w < m->n ? m->lo + 2 * m->w : m->n;
+			m->hi =
+			    m->lo + 2 * m->w < m->n ? m->lo + 2 * m->w : m->n;
 			i = m->lo;
 			j = m->mid;
 			o = m->lo;
 			m->open = true;
 		}
 		for (; i < m->mid && j < m->hi && done < budget; done++)
-			dst[o++] = sort_key_less(&src[j], &src[i], nt) ? src[j++]
-			                                               : src[i++];
+			dst[o++] = sort_key_less(&src[j], &src[i], nt)
+			               ? src[j++]
+			               : src[i++];
 		if (i < m->mid && j < m->hi)
 			break; /* out of budget */
 		memcpy(dst + o, src + i, (m->mid - i) * sizeof(*src));
@@ -2512,8 +2516,8 @@ rec_emit(const struct nds_table *t, const char *name, const struct hit *h,
 		out.data = data;
 		rc = fn(&out, arg);
 	} else if ((rc = rec_addrs(&out, data, AF_INET,
-	                s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL, s->n4,
-	                fn, arg)) == 0) {
+	                s->n4 > 0 ? t->v4 + (size_t)s->v4 * 4 : NULL, s->n4, fn,
+	                arg)) == 0) {
 		/* (a table without IPv6 has no v6 pool: no offset to NULL) */
 		rc = rec_addrs(&out, data, AF_INET6,
 		    s->n6 > 0 ? t->v6 + (size_t)s->v6 * 16 : NULL, s->n6, fn,

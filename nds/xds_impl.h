@@ -95,15 +95,15 @@ enum nds_ads_verdict {
 /* What a DiscoveryResponse means; nds_ads_result_fini() frees it. */
 struct nds_ads_result {
 	enum nds_ads_verdict verdict;
-	char *version;           /* version_info, "" when absent (never NULL
-	                          * after a decoded response) */
-	char *nonce;             /* nonce, "" when absent */
-	struct nds_table *table; /* ACK: one reference, for the caller */
+	char *version;            /* version_info, "" when absent (never NULL
+	                           * after a decoded response) */
+	char *nonce;              /* nonce, "" when absent */
+	struct nds_table *table;  /* ACK: one reference, for the caller */
 	struct nds_nametable *nt; /* ACK from nds_ads_response_decode():
 	                           * the NameTable, still to compile */
-	const uint8_t *pb;       /* ACK: the NameTable bytes (for the
-	                          * snapshot), in the message (valid while
-	                          * it is) or in pb_own; NULL if 0 bytes */
+	const uint8_t *pb;        /* ACK: the NameTable bytes (for the
+	                           * snapshot), in the message (valid while
+	                           * it is) or in pb_own; NULL if 0 bytes */
 	size_t pblen;
 	uint8_t *pb_own;  /* malloc'd copy pb points to, or NULL */
 	char reason[512]; /* NACK: the error_detail message; IGNORE:
@@ -162,8 +162,7 @@ int nds_ads_response_decode(const uint8_t *msg, size_t len,
     struct nds_ads_early *early, struct nds_ads_result *res);
 /* The compile of res's NameTable failed with err: res becomes its NACK
  * (the reason nds_ads_response_process() gives), its bytes dropped. */
-void nds_ads_result_compile_failed(struct nds_ads_result *res,
-    const char *err);
+void nds_ads_result_compile_failed(struct nds_ads_result *res, const char *err);
 void nds_ads_result_fini(struct nds_ads_result *res);
 
 /*

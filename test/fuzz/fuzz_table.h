@@ -59,10 +59,11 @@ fuzz_digest_record(const struct nds_record *r, void *arg)
 	char ttl[16];
 
 	snprintf(ttl, sizeof(ttl), "%u", r->ttl);
-	*h = fuzz_fnv(fuzz_fnv(fuzz_fnv(fuzz_fnv(fuzz_fnv(*h, r->name), r->type),
-	                                    ttl),
-	                  r->data),
-	    r->origin);
+	*h =
+	    fuzz_fnv(fuzz_fnv(fuzz_fnv(fuzz_fnv(fuzz_fnv(*h, r->name), r->type),
+	                          ttl),
+	                 r->data),
+	        r->origin);
 	return 0;
 }
 

@@ -1379,8 +1379,8 @@ mixed_nametable(bool sorted)
 		case 0:
 		case 1:
 		case 2:
-			snprintf(key, sizeof(key), "s%03zu.%s.svc.cluster.local",
-			    i % 80, nss[i % 3]);
+			snprintf(key, sizeof(key),
+			    "s%03zu.%s.svc.cluster.local", i % 80, nss[i % 3]);
 			snprintf(alt, sizeof(alt),
 			    "s%03zu.%s.svc.clusterset.local", i % 80,
 			    nss[i % 3]);
@@ -1433,9 +1433,9 @@ test_builder_steps_give_the_same_table(void **state)
 		want = listing(whole);
 		assert_true(nds_table_names(whole) > 500);
 		for (b = 0; b < sizeof(budgets) / sizeof(*budgets); b++) {
-			assert_int_equal(nds_table_builder_create(
-			                     mixed_nametable(sorted), &o, &bd,
-			                     err, sizeof(err)),
+			assert_int_equal(
+			    nds_table_builder_create(mixed_nametable(sorted),
+			        &o, &bd, err, sizeof(err)),
 			    0);
 			steps = 0;
 			while ((rc = nds_table_builder_step(bd, budgets[b], &t,
@@ -1507,8 +1507,9 @@ test_builder_fails_cleanly_at_every_step(void **state)
 	nds_table_unref(t);
 	/* Abandoned half way: nothing leaks. */
 	for (half = 1; half < 400; half *= 3) {
-		assert_int_equal(nds_table_builder_create(mixed_nametable(false),
-		                     &o, &bd, err, sizeof(err)),
+		assert_int_equal(
+		    nds_table_builder_create(mixed_nametable(false), &o, &bd,
+		        err, sizeof(err)),
 		    0);
 		for (k = 0; k < half; k++)
 			if (nds_table_builder_step(bd, 5, &t, err,
