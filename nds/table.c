@@ -1770,12 +1770,14 @@ struct merge {
 	struct sort_key *k, *src, *dst;
 	size_t n, w, lo, mid, hi, i, j, o;
 	bool open; /* a pair is being merged */
+	bool runs; /* the input came in long ordered runs */
 };
 
 static void
-merge_init(struct merge *m, struct sort_key *k, size_t n)
+merge_init(struct merge *m, struct sort_key *k, size_t n, bool runs)
 {
 	memset(m, 0, sizeof(*m));
+	m->runs = runs;
 	m->k = m->src = k;
 	m->dst = k + n;
 	m->n = n;
@@ -1809,10 +1811,31 @@ merge_some(struct merge *m, size_t budget, const struct nds_nametable *nt)
 			o = m->lo;
 			m->open = true;
 		}
-		for (; i < m->mid && j < m->hi && done < budget; done++)
-			dst[o++] = sort_key_less(&src[j], &src[i], nt)
-			               ? src[j++]
-			               : src[i++];
+		if (m->runs) /* long runs in order: branches predict well */
+			for (; i < m->mid && j < m->hi && done < budget; done++)
+				dst[o++] = sort_key_less(&src[j], &src[i], nt)
+				               ? src[j++]
+				               : src[i++];
+		for (; i < m->mid && j < m->hi && done < budget; done++) {
+			/* Random order (a map's): a branch on it would miss
+			 * half the time; a compare and a mask do not. */
+			const struct sort_key *a = &src[i], *b = &src[j];
+			unsigned __int128 ka =
+			    (unsigned __int128)a->hi << 64 | a->lo;
+			unsigned __int128 kb =
+			    (unsigned __int128)b->hi << 64 | b->lo;
+			uintptr_t tj = kb < ka;
+
+			if (__builtin_expect(ka == kb, 0))
+				tj = sort_key_cmp(b, a, (void *)nt) < 0;
+			dst[o++] =
+			    *(const struct sort_key *)((uintptr_t)a ^
+			                               (((uintptr_t)a ^
+			                                    (uintptr_t)b) &
+			                                   (0 - tj)));
+			j += tj;
+			i += 1 - tj;
+		}
 		if (i < m->mid && j < m->hi)
 			break; /* out of budget */
 		memcpy(dst + o, src + i, (m->mid - i) * sizeof(*src));
@@ -1841,10 +1864,10 @@ static inline void
 prefetch_entry(const struct nds_nametable *nt, struct nt_entry *const *order,
     size_t i, size_t n)
 {
+	if (i + 16 < n)
+		__builtin_prefetch(order[i + 16]);
 	if (i + 8 < n)
-		__builtin_prefetch(order[i + 8]);
-	if (i + 4 < n)
-		__builtin_prefetch(nt->area + order[i + 4]->off);
+		__builtin_prefetch(nt->area + order[i + 8]->off);
 }
 
 static void
@@ -1945,6 +1968,7 @@ struct nds_table_builder {
 	uint8_t *cls;            /* per entry: its class (CLS_*) */
 	struct sort_key *k;      /* sort keys, and room for the merges */
 	struct merge m;
+	size_t descents; /* keys before a smaller one, in arrival order */
 	enum phase ph;
 	bool begun; /* phase_begin() ran for ph */
 	size_t i;   /* where the phase stands */
@@ -2045,7 +2069,7 @@ phase_begin(struct nds_table_builder *bd)
 			return -ENOMEM;
 		break;
 	case PH_MERGE:
-		merge_init(&bd->m, bd->k, n);
+		merge_init(&bd->m, bd->k, n, bd->descents < n / 8);
 		break;
 	case PH_COUNT:
 		if (n > SIZE_MAX / 5 || (bd->sets = malloc(n * 5)) == NULL)
@@ -2100,6 +2124,10 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 			bd->k[i].hi = sort_word(k0, l0, 0);
 			bd->k[i].lo = sort_word(k0, l0, 8);
 			bd->k[i].e = bd->order[i];
+			bd->descents +=
+			    i > 0 && (bd->k[i].hi < bd->k[i - 1].hi ||
+			                 (bd->k[i].hi == bd->k[i - 1].hi &&
+			                     bd->k[i].lo < bd->k[i - 1].lo));
 		}
 		break;
 	case PH_RUNS:
@@ -2144,13 +2172,21 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 		}
 		break;
 	case PH_CLAIMS:
-		for (; i < end && t->derive; i++)
+		for (; i < end && t->derive; i++) {
+			if (i + 8 < end)
+				__builtin_prefetch(t->arena +
+				                   t->recs[i + 8].name);
 			claim_rec(&bd->b, i);
+		}
 		i = t->derive ? i : all;
 		break;
 	case PH_SHADOWS:
-		for (; i < end && t->s0len > 0; i++)
+		for (; i < end && t->s0len > 0; i++) {
+			if (i + 8 < end)
+				__builtin_prefetch(t->arena +
+				                   t->recs[i + 8].name);
 			shadow_rec(t, i);
+		}
 		i = t->s0len > 0 ? i : all;
 		break;
 	case PH_NAMES:

@@ -1239,11 +1239,11 @@ str_cmp(const void *a, const void *b)
 
 /*
  * The builder's sort of got[0..n) (PH_KEYS to PH_UNKEY), with the merges
- * run budget keys at a time.
+ * run budget keys at a time, branching on each comparison (runs) or not.
  */
 static void
 sort_entries(const struct nds_nametable *nt, struct nt_entry **got, size_t n,
-    size_t budget)
+    size_t budget, bool runs)
 {
 	struct sort_key *k = malloc(2 * n * sizeof(*k));
 	const char *key;
@@ -1259,7 +1259,7 @@ sort_entries(const struct nds_nametable *nt, struct nt_entry **got, size_t n,
 	}
 	for (i = 0; i < n; i += 16)
 		sort_run(k, i, n, nt);
-	merge_init(&m, k, n);
+	merge_init(&m, k, n, runs);
 	while (!merge_some(&m, budget, nt))
 		steps++;
 	/* Small budgets stop and resume inside merges. */
@@ -1320,7 +1320,7 @@ test_sort_matches_strcmp(void **state)
 	for (b = 0; b < sizeof(budgets) / sizeof(*budgets); b++) {
 		for (i = 0; i < n; i++)
 			got[i] = &nt->ents[i];
-		sort_entries(nt, got, n, budgets[b]);
+		sort_entries(nt, got, n, budgets[b], b % 2 == 0);
 		for (i = 0; i < n; i++)
 			assert_string_equal(key_of(nt, got[i], kg), keys[i]);
 	}
