@@ -1054,8 +1054,8 @@ struct build {
 	char pd[NAME_LEN_MAX + 1];    /* proxyDomain, lower-case, "" = none */
 	size_t pdlen;                 /* strlen(pd) */
 	char part0[NAME_LEN_MAX + 1]; /* first label of pd ("svc") */
-	size_t emitted;               /* names the entries emit (counted) */
-	size_t abytes;                /* arena bytes they need (counted) */
+	size_t emitted;               /* names the entries emit, at most */
+	size_t abytes;                /* arena bytes they need, at most */
 	uint32_t *stamp;              /* per record: set + 1 of the entry
 	                               * that set its search CNAME */
 	struct nt_view v;             /* the entry's block */
@@ -1065,8 +1065,6 @@ struct build {
 	bool canon;                   /* its short forms are derived */
 	bool form1;                   /* it has form 1 (own namespace) */
 	uint32_t fqdn;                /* record of its "key.", or NONE */
-	char fqbuf[NAME_LEN_MAX + 1]; /* counting: its "key." */
-	size_t fqlen;                 /* counting: bytes in fqbuf, 0 = none */
 };
 
 enum name_kind {
@@ -1226,28 +1224,6 @@ fqdn_shared(const struct build *b, const char *name, size_t len)
 }
 
 /*
- * Counting pass: a name and the arena bytes it may need.  A short form
- * that is a prefix of the entry's "key." shares its bytes.
- */
-static int
-count_name(struct build *b, const char *name, size_t len, enum name_kind kind)
-{
-	b->emitted++;
-	if (kind == NAME_FQDN) {
-		memcpy(b->fqbuf, name, len);
-		b->fqlen = len;
-		if (fqdn_shared(b, name, len))
-			return 0;
-	} else if (len <= b->fqlen && memcmp(b->fqbuf, name, len) == 0) {
-		return 0;
-	}
-	if (len > SIZE_MAX - b->abytes)
-		return -ENOMEM;
-	b->abytes += len;
-	return 0;
-}
-
-/*
  * A stored address name, in sorted key order.  D5: Kubernetes beats
  * non-Kubernetes in either order, non-Kubernetes duplicates append their
  * IPs per family; D13: between Kubernetes entries the later key replaces.
@@ -1388,7 +1364,6 @@ entry_begin(struct build *b, uint32_t set, uint8_t cls)
 	b->canon = cls & CLS_CANON;
 	b->form1 = cls & CLS_FORM1;
 	b->fqdn = NONE;
-	b->fqlen = 0;
 }
 
 /* What kind of entry b->v is (CLS_*): worked out once, in the counting
@@ -1407,6 +1382,42 @@ entry_class(const struct build *b)
 		}
 	}
 	return cls;
+}
+
+/*
+ * At most the names entry_names() makes of entry e, and the arena bytes
+ * they need, without making them: its FQDN, the three short forms of a
+ * Kubernetes entry that is not canonical, its alt hosts.  A canonical
+ * entry (almost every one) emits exactly its FQDN and alt hosts.  The
+ * slack of an estimate above the count is given back by
+ * table_shrink() and area_trim().
+ */
+static int
+entry_bound(struct build *b, const struct nt_entry *e)
+{
+	size_t names = 1, bytes = b->v.klen + 1, i, len;
+	const char *alt;
+
+	if (b->k8s && b->pdlen > 0 &&
+	    ends_with_label(b->v.key, b->v.klen, b->pd, b->pdlen)) {
+		if (!b->canon) {
+			names += 3;
+			bytes += 3 * (b->v.sl + strlen(b->v.ns) +
+			                 strlen(b->part0) + 3);
+		}
+		alt = e->nalt > 0 ? nt_alts(e, &b->v) : NULL;
+		for (i = 0; i < e->nalt; i++) {
+			len = strlen(alt);
+			alt += len + 1;
+			names++;
+			bytes += len + 1;
+		}
+	}
+	if (names > SIZE_MAX - b->emitted || bytes > SIZE_MAX - b->abytes)
+		return -ENOMEM;
+	b->emitted += names;
+	b->abytes += bytes;
+	return 0;
 }
 
 /*
@@ -1431,7 +1442,7 @@ entry_count(struct build *b, const struct nt_entry *e, uint32_t *set,
 		return rc;
 	*cls = entry_class(b);
 	entry_begin(b, *set, *cls);
-	return entry_names(b, e, count_name);
+	return entry_bound(b, e);
 }
 
 /* Record, slot and arena space for what entry_count() counted. */
