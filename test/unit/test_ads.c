@@ -262,6 +262,54 @@ test_push_with_a_table_is_acked_and_answers(void **state)
 	free(tbl);
 }
 
+/*
+ * The decode without the compile (what the client runs before compiling
+ * in slices): the ACK-to-be holds the NameTable and the bytes, no table;
+ * a compile that then fails makes it the NACK process() would give.
+ */
+static void
+test_decode_leaves_the_compile_and_its_failure_nacks(void **state)
+{
+	struct nds_ads_result res;
+	struct nds_table *t;
+	uint8_t *tbl, *msg;
+	size_t tlen, len;
+	char want[256], err[128];
+
+	(void)state;
+	tbl = sample_table(&tlen);
+	msg = response("v7", "n7", NDS_TYPE_URL, NDS_TYPE_URL, tbl, tlen, NULL,
+	    0, &len);
+	assert_int_equal(nds_ads_response_decode(msg, len, NULL, &res), 0);
+	assert_int_equal(res.verdict, NDS_ADS_ACK);
+	assert_null(res.table);
+	assert_non_null(res.nt);
+	assert_int_equal(nds_nametable_count(res.nt), 2);
+	assert_int_equal(res.pblen, tlen);
+	assert_memory_equal(res.pb, tbl, tlen);
+	/* compiled by the caller: the table process() builds */
+	assert_int_equal(nds_table_build(res.nt, &opts, &t, err, sizeof(err)),
+	    0);
+	res.nt = NULL;
+	assert_int_equal(nds_table_entries(t), 2);
+	nds_table_unref(t);
+	nds_ads_result_fini(&res);
+
+	assert_int_equal(nds_ads_response_decode(msg, len, NULL, &res), 0);
+	nds_ads_result_compile_failed(&res, "table build: out of memory");
+	assert_int_equal(res.verdict, NDS_ADS_NACK);
+	assert_null(res.nt);
+	assert_null(res.pb);
+	assert_string_equal(res.nonce, "n7");
+	snprintf(want, sizeof(want),
+	    "NameTable (version \"v7\", %zu bytes): table build: out of memory",
+	    tlen);
+	assert_string_equal(res.reason, want);
+	nds_ads_result_fini(&res);
+	free(msg);
+	free(tbl);
+}
+
 /* Appends a length-delimited field to buf at *n. */
 static void
 put_ld(uint8_t *buf, size_t *n, unsigned field, const void *p, size_t len)
@@ -756,6 +804,8 @@ main(void)
 	    cmocka_unit_test(
 	        test_request_build_survives_every_allocation_failure),
 	    cmocka_unit_test(test_push_with_a_table_is_acked_and_answers),
+	    cmocka_unit_test(
+	        test_decode_leaves_the_compile_and_its_failure_nacks),
 	    cmocka_unit_test(test_first_resource_value_is_read_in_place),
 	    cmocka_unit_test(test_large_push_is_decoded_as_it_arrives),
 	    cmocka_unit_test(test_early_decode_defers_to_the_whole_decode),
