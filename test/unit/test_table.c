@@ -1165,32 +1165,72 @@ test_build_rejects_missing_arguments(void **state)
 	assert_int_equal(nds_table_build(NULL, &o, &t, NULL, 0), -EINVAL);
 }
 
-static void
-test_build_survives_every_allocation_failure(void **state)
+/* The SPEC §8 fixture's NameTable. */
+static struct nds_nametable *
+fixture_nametable(void)
 {
-	struct nds_nametable *nt;
+	struct nds_nametable *nt = nametable();
+
+	fixture_add(nt);
+	return nt;
+}
+
+/*
+ * Builds make()'s table with allocation k failed, for k = 0, 1, ...,
+ * until a build succeeds: in steps of budget units, or with
+ * nds_table_build() if budget is 0.  Every failure must say "out of
+ * memory" and hand out nothing (ASan checks that it leaks nothing).
+ * Returns the table; *tries: the failed builds.
+ */
+static struct nds_table *
+build_failing_each_allocation(struct nds_nametable *(*make)(void),
+    size_t budget, long *tries)
+{
+	struct nds_build_opts o = {.namespace = "ns1",
+	    .domain = "ns1.svc.cluster.local",
+	    .search0 = "ns1.svc.cluster.local"};
+	struct nds_table_builder *bd;
 	struct nds_table *t;
 	char err[128];
 	long k;
-	int rc = -ENOMEM;
+	int rc;
 
-	(void)state;
-	for (k = 0; rc != 0; k++) {
-		struct nds_build_opts o = {.namespace = "ns1",
-		    .domain = "ns1.svc.cluster.local",
-		    .search0 = "ns1.svc.cluster.local"};
+	for (k = 0;; k++) {
+		struct nds_nametable *nt = make();
 
-		nt = nametable();
-		fixture_add(nt);
+		bd = NULL;
+		t = NULL;
 		alloc_fail_at = k;
-		rc = nds_table_build(nt, &o, &t, err, sizeof(err));
+		if (budget == 0) {
+			rc = nds_table_build(nt, &o, &t, err, sizeof(err));
+		} else {
+			rc = nds_table_builder_create(nt, &o, &bd, err,
+			    sizeof(err));
+			while (rc == 0 &&
+			       (rc = nds_table_builder_step(bd, budget, &t, err,
+			            sizeof(err))) == 1)
+				rc = 0;
+		}
 		alloc_fail_at = -1;
+		nds_table_builder_free(bd);
 		if (rc == 0)
 			break;
 		assert_int_equal(rc, -ENOMEM);
 		assert_null(t);
 		assert_non_null(strstr(err, "out of memory"));
 	}
+	*tries = k;
+	return t;
+}
+
+static void
+test_build_survives_every_allocation_failure(void **state)
+{
+	struct nds_table *t;
+	long k;
+
+	(void)state;
+	t = build_failing_each_allocation(fixture_nametable, 0, &k);
 	/* The build allocates each structure once, from a counting pass:
 	 * about ten allocations, every one of them failed above. */
 	assert_true(k > 5);
@@ -1469,6 +1509,12 @@ test_builder_steps_give_the_same_table(void **state)
 	}
 }
 
+static struct nds_nametable *
+mixed_scrambled(void)
+{
+	return mixed_nametable(false);
+}
+
 /* A build that fails at any step frees all it holds (ASan's leak check)
  * and says why; the builder is freed half done as well. */
 static void
@@ -1481,27 +1527,10 @@ test_builder_fails_cleanly_at_every_step(void **state)
 	struct nds_table *t;
 	char err[128];
 	long k;
-	int rc, half;
+	int half;
 
 	(void)state;
-	for (k = 0;; k++) {
-		struct nds_nametable *nt = mixed_nametable(false);
-
-		bd = NULL;
-		t = NULL;
-		alloc_fail_at = k;
-		rc = nds_table_builder_create(nt, &o, &bd, err, sizeof(err));
-		while (rc == 0 && (rc = nds_table_builder_step(bd, 7, &t, err,
-		                       sizeof(err))) == 1)
-			rc = 0;
-		alloc_fail_at = -1;
-		nds_table_builder_free(bd);
-		if (rc == 0)
-			break;
-		assert_int_equal(rc, -ENOMEM);
-		assert_null(t);
-		assert_non_null(strstr(err, "out of memory"));
-	}
+	t = build_failing_each_allocation(mixed_scrambled, 7, &k);
 	assert_true(k > 5);
 	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
 	nds_table_unref(t);
