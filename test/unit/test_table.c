@@ -82,6 +82,12 @@ build(struct nds_nametable *nt, const char *ns, const char *domain,
 	return t;
 }
 
+/* The proxy of the SPEC §8 fixture: namespace ns1, search[0] its domain. */
+static const struct nds_build_opts ns1_opts = {.namespace = "ns1",
+    .domain = "ns1.svc.cluster.local",
+    .search0 = "ns1.svc.cluster.local",
+    .ttl = 30};
+
 /* The SPEC §8 fixture. */
 static void
 fixture_add(struct nds_nametable *nt)
@@ -1186,9 +1192,7 @@ static struct nds_table *
 build_failing_each_allocation(struct nds_nametable *(*make)(void),
     size_t budget, long *tries)
 {
-	struct nds_build_opts o = {.namespace = "ns1",
-	    .domain = "ns1.svc.cluster.local",
-	    .search0 = "ns1.svc.cluster.local"};
+	const struct nds_build_opts o = ns1_opts;
 	struct nds_table_builder *bd;
 	struct nds_table *t;
 	char err[128];
@@ -1456,10 +1460,7 @@ static void
 test_builder_steps_give_the_same_table(void **state)
 {
 	static const size_t budgets[] = {1, 2, 3, 17, 256, SIZE_MAX};
-	struct nds_build_opts o = {.namespace = "ns1",
-	    .domain = "ns1.svc.cluster.local",
-	    .search0 = "ns1.svc.cluster.local",
-	    .ttl = 30};
+	const struct nds_build_opts o = ns1_opts;
 	struct nds_table_builder *bd;
 	struct nds_table *whole, *t, *again;
 	char err[128], *want, *got;
@@ -1520,9 +1521,7 @@ mixed_scrambled(void)
 static void
 test_builder_fails_cleanly_at_every_step(void **state)
 {
-	struct nds_build_opts o = {.namespace = "ns1",
-	    .domain = "ns1.svc.cluster.local",
-	    .search0 = "ns1.svc.cluster.local"};
+	const struct nds_build_opts o = ns1_opts;
 	struct nds_table_builder *bd;
 	struct nds_table *t;
 	char err[128];
@@ -1544,12 +1543,9 @@ test_builder_fails_cleanly_at_every_step(void **state)
 			if (nds_table_builder_step(bd, 5, &t, err,
 			        sizeof(err)) != 1)
 				break;
-		if (k == half)
-			nds_table_builder_free(bd);
-		else {
-			nds_table_builder_free(bd);
+		nds_table_builder_free(bd);
+		if (k < half) /* done before: the table is ours */
 			nds_table_unref(t);
-		}
 	}
 }
 
