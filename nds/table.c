@@ -261,9 +261,13 @@ grow(void **p, size_t *cap, size_t need, size_t elem)
 #define AREA_MAX ((size_t)UINT32_MAX) /* offsets are 32 bits */
 
 enum {
-	NT_SN = 1,  /* the shortname is in the block */
-	NT_REG = 2, /* the registry is in the block */
-	NT_NS = 4,  /* the namespace is in the block */
+	NT_SN = 1,     /* the shortname is in the block */
+	NT_REG = 2,    /* the registry is in the block */
+	NT_NS = 4,     /* the namespace is in the block */
+	NT_K8S = 8,    /* the registry is "Kubernetes" */
+	NT_LOWER = 16, /* the key has no upper case */
+	NT_SHAPE = 32, /* the key starts, in any case, with shortname "."
+	                * namespace ".", canonical labels (entry_canonical()) */
 };
 
 enum {
@@ -425,6 +429,55 @@ ip_pack(const char *s, uint8_t *rec)
 	return 0;
 }
 
+/* A label of a canonical entry: no dot, no upper case, no '*'. */
+static bool
+canon_label(const char *s, size_t len, bool star)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] == '.' || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] == '*' && !star))
+			return false;
+	return len > 0;
+}
+
+/* Whether a[0..len) is b[0..len) in some case (b lower-case). */
+static bool
+lower_eq(const char *a, const char *b, size_t len)
+{
+	size_t i;
+
+	if (memcmp(a, b, len) == 0)
+		return true;
+	for (i = 0; i < len; i++)
+		if (lower(a[i]) != b[i])
+			return false;
+	return true;
+}
+
+/*
+ * What the compile needs to know of a key, worked out once while its
+ * block is written (NT_K8S, NT_LOWER, NT_SHAPE).
+ */
+static uint8_t
+key_shape(const char *key, size_t klen, const char *sn, const char *ns,
+    const char *reg)
+{
+	size_t sl = strlen(sn), nl = strlen(ns), i;
+	uint8_t f = strcmp(reg, "Kubernetes") == 0 ? NT_K8S : 0;
+
+	for (i = 0; i < klen && !(key[i] >= 'A' && key[i] <= 'Z'); i++)
+		;
+	f |= i == klen ? NT_LOWER : 0;
+	if (canon_label(sn, sl, false) && canon_label(ns, nl, true) &&
+	    klen > sl + 1 + nl + 1 && key[sl] == '.' &&
+	    key[sl + 1 + nl] == '.' && lower_eq(key, sn, sl) &&
+	    lower_eq(key + sl + 1, ns, nl))
+		f |= NT_SHAPE;
+	return f;
+}
+
 /* Whether shortname sn is the first label of key (and can be left out). */
 static bool
 sn_implied(const char *key, const char *sn)
@@ -464,6 +517,7 @@ nt_entry_new(struct nds_nametable *nt, const char *key,
 	flags |= sn_implied(key, sn) ? 0 : NT_SN;
 	flags |= reg == NONE ? NT_REG : 0;
 	flags |= ns == NONE ? NT_NS : 0;
+	flags |= key_shape(key, klen, sn, nss, regs);
 	if (size_add(&size, klen + 3) != 0 ||
 	    ((flags & NT_SN) && size_add(&size, strlen(sn) + 1) != 0) ||
 	    ((flags & NT_REG) && size_add(&size, strlen(regs) + 1) != 0) ||
@@ -532,6 +586,7 @@ struct nt_view {
 	const char *reg;    /* registry, NUL ended */
 	const char *ns;     /* namespace, NUL ended */
 	const uint8_t *ips; /* the first address record */
+	uint8_t flags;      /* NT_* */
 };
 
 static void
@@ -544,7 +599,7 @@ nt_view(const struct nds_nametable *nt, const struct nt_entry *e,
 	v->key = nt->area + e->off;
 	v->klen = strlen(v->key) - 1;
 	p = v->key + v->klen + 2;
-	flags = (uint8_t)*p++;
+	v->flags = flags = (uint8_t)*p++;
 	if (flags & NT_SN) {
 		v->sn = p;
 		v->sl = strlen(p);
@@ -898,10 +953,11 @@ name_eq(const char *a, size_t l, const char *p, size_t plen, const char *s,
 	       memcmp(a + plen, s, slen) == 0;
 }
 
-/* Address record of the name p + s (hash = its name hash), or NONE. */
-static uint32_t
-rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
-    const char *s, size_t slen)
+/* Address record of the name p + s (hash = its name hash), or NONE and
+ * *hole = the free slot that ended the search. */
+static inline uint32_t
+rec_probe(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
+    const char *s, size_t slen, size_t *hole)
 {
 	uint32_t m = hash_mix(hash), tag = slot_tag(m), v;
 	size_t i;
@@ -919,24 +975,31 @@ rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
 		    name_eq(t->arena + r->name, r->len, p, plen, s, slen))
 			return (v & SLOT_IDX) - 1;
 	}
+	*hole = i;
 	return NONE;
 }
 
-/* Appends a new record and indexes it (build_alloc() sized both). */
-static int
-rec_new(struct nds_table *t, const struct nds_rec *r, uint32_t *out)
+/* Address record of the name p + s (hash = its name hash), or NONE. */
+static uint32_t
+rec_find(const struct nds_table *t, uint32_t hash, const char *p, size_t plen,
+    const char *s, size_t slen)
 {
-	uint32_t m = hash_mix(r->hash);
-	size_t i;
+	size_t hole;
 
-	if (t->nrecs >= t->rcap)
+	return rec_probe(t, hash, p, plen, s, slen, &hole);
+}
+
+/* Appends a new record, indexed at the free slot rec_probe() found for
+ * its name (build_alloc() sized both). */
+static int
+rec_new(struct nds_table *t, const struct nds_rec *r, size_t slot,
+    uint32_t *out)
+{
+	if (t->nrecs >= t->rcap || slot >= t->nslots || t->slots[slot] != 0)
 		return -EOVERFLOW; /* broken invariant: the count was exact */
 	t->recs[t->nrecs] = *r;
 	*out = (uint32_t)t->nrecs++;
-	for (i = mix_slot(m, t->nslots); t->slots[i] != 0;
-	     i = i + 1 < t->nslots ? i + 1 : 0)
-		;
-	t->slots[i] = slot_tag(m) | (*out + 1);
+	t->slots[slot] = slot_tag(hash_mix(r->hash)) | (*out + 1);
 	return 0;
 }
 
@@ -991,31 +1054,48 @@ set_new(struct nds_table *t, const struct nds_addrset *s, uint32_t *out)
 }
 
 /*
+ * The address of the record at *p (advanced past it): *fam IP_V4 or
+ * IP_V6, or IP_TEXT when it is no valid address.  Another spelling of an
+ * IPv6 address still counts, and is parsed into a.
+ */
+static const uint8_t *
+ip_addr(const uint8_t **p, uint8_t *fam, uint8_t a[16])
+{
+	const void *data;
+
+	*p = ip_next(*p, fam, &data);
+	if (*fam == IP_V4 || *fam == IP_V6)
+		return data;
+	if (inet_pton(AF_INET6, data, a) == 1) {
+		*fam = IP_V6;
+		return a;
+	}
+	return NULL;
+}
+
+/*
  * The address set of entry e: its valid IPs in NameInfo order, split by
  * family (SPEC §2.1).  *out = NONE when no IP is valid.  The origin is
- * filled in by entry_apply(), once the arena exists.
+ * filled in by entry_apply().
  */
 static int
 entry_set(struct nds_table *t, const struct nt_entry *e,
     const struct nt_view *v, uint32_t *out)
 {
 	struct nds_addrset s = {.v4 = (uint32_t)t->n4, .v6 = (uint32_t)t->n6};
-	const uint8_t *p;
-	const void *data;
+	const uint8_t *p = v->ips, *ip;
 	uint8_t a[16], fam;
 	size_t i;
 	int rc = 0;
 
 	*out = NONE;
-	for (i = 0, p = v->ips; i < e->nips && rc == 0; i++) {
-		p = ip_next(p, &fam, &data);
+	for (i = 0; i < e->nips && rc == 0; i++) {
+		if ((ip = ip_addr(&p, &fam, a)) == NULL)
+			continue;
 		if (fam == IP_V4)
-			rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, data, 0, 1);
-		else if (fam == IP_V6)
-			rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, data, 0, 1);
-		/* Another spelling of an address still counts. */
-		else if (inet_pton(AF_INET6, data, a) == 1)
-			rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, a, 0, 1);
+			rc = pool_put(&t->v4, &t->n4, &t->cap4, 4, ip, 0, 1);
+		else
+			rc = pool_put(&t->v6, &t->n6, &t->cap6, 16, ip, 0, 1);
 	}
 	if (rc != 0)
 		return rc;
@@ -1056,6 +1136,7 @@ struct build {
 	char part0[NAME_LEN_MAX + 1]; /* first label of pd ("svc") */
 	size_t emitted;               /* names the entries emit, at most */
 	size_t abytes;                /* arena bytes they need, at most */
+	size_t n4, n6;                /* valid addresses, per family */
 	uint32_t *stamp;              /* per record: set + 1 of the entry
 	                               * that set its search CNAME */
 	struct nt_view v;             /* the entry's block */
@@ -1085,13 +1166,9 @@ typedef int (*name_fn)(struct build *b, const char *name, size_t len,
 static bool
 ends_with_label(const char *s, size_t slen, const char *suf, size_t suflen)
 {
-	size_t i;
-
-	if (suflen > slen || suflen == 0)
+	if (suflen > slen || suflen == 0 ||
+	    !lower_eq(s + slen - suflen, suf, suflen))
 		return false;
-	for (i = 0; i < suflen; i++)
-		if (lower(s[slen - suflen + i]) != suf[i])
-			return false;
 	return slen == suflen || s[slen - suflen - 1] == '.';
 }
 
@@ -1125,10 +1202,10 @@ entry_k8s_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	size_t i;
 	int rc = 0;
 
-	p[0] = (struct part){v->sn, v->sl};
-	p[1] = (struct part){v->ns, strlen(v->ns)};
-	p[2] = (struct part){b->part0, strlen(b->part0)};
 	/* A canonical entry's short forms are derived from its FQDN. */
+	p[0] = (struct part){v->sn, v->sl};
+	p[1] = (struct part){v->ns, b->canon ? 0 : strlen(v->ns)};
+	p[2] = (struct part){b->part0, b->canon ? 0 : strlen(b->part0)};
 	if (!b->canon && b->ns[0] != '\0' && p[0].len > 0 && p[1].len > 0) {
 		if ((rc = emit(b, fn, NAME_SHORT, p, 2)) != 0 ||
 		    (strcmp(v->ns, b->ns) == 0 &&
@@ -1155,30 +1232,23 @@ entry_names(struct build *b, const struct nt_entry *e, name_fn fn)
 	struct part key = {b->v.key, b->v.klen};
 	int rc;
 
-	if (!b->k8s) {
-		/* No extra dot when the key already has one. */
+	/* No extra dot when the key already has one (not Kubernetes). */
+	if (!b->k8s)
 		key.len -= key.s[key.len - 1] == '.';
-		return emit(b, fn, NAME_FQDN, &key, 1);
-	}
-	if ((rc = emit(b, fn, NAME_FQDN, &key, 1)) != 0)
+	/* A lower-case key is its name already: "key." starts its block. */
+	if (!(b->v.flags & NT_LOWER))
+		rc = emit(b, fn, NAME_FQDN, &key, 1);
+	else if (key.len + 1 > NAME_LEN_MAX)
+		rc = 0; /* as emit() */
+	else
+		rc = fn(b, key.s, key.len + 1, NAME_FQDN);
+	if (rc != 0 || !b->k8s)
 		return rc;
 	/* Other clusters' domains get only their FQDN (D12: by label). */
-	if (b->pdlen == 0 || !ends_with_label(key.s, key.len, b->pd, b->pdlen))
+	if (!b->canon && (b->pdlen == 0 ||
+	                     !ends_with_label(key.s, key.len, b->pd, b->pdlen)))
 		return 0;
 	return entry_k8s_names(b, e, fn);
-}
-
-/* A label of a canonical entry: no dot, no upper case, no '*'. */
-static bool
-canon_label(const char *s, size_t len, bool star)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (s[i] == '.' || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] == '*' && !star))
-			return false;
-	return len > 0;
 }
 
 /*
@@ -1192,27 +1262,14 @@ canon_label(const char *s, size_t len, bool star)
 static bool
 entry_canonical(const struct build *b)
 {
-	const char *k = b->v.key, *sn = b->v.sn, *ns = b->v.ns;
-	size_t sl = b->v.sl, nl = strlen(ns), kl = b->v.klen, i;
+	size_t kl = b->v.klen, off;
 
-	if (b->pdlen == 0 || b->ns[0] == '\0' || !canon_label(sn, sl, false) ||
-	    !canon_label(ns, nl, true))
+	if (!(b->v.flags & NT_SHAPE) || b->pdlen == 0 || b->ns[0] == '\0')
 		return false;
-	if (kl + 1 > NAME_LEN_MAX || kl != sl + 1 + nl + 1 + b->pdlen ||
-	    k[sl] != '.' || k[sl + 1 + nl] != '.')
-		return false;
-	for (i = 0; i < sl; i++)
-		if (lower(k[i]) != sn[i])
-			return false;
-	for (i = 0; i < nl; i++)
-		if (lower(k[sl + 1 + i]) != ns[i])
-			return false;
-	for (i = 0; i < b->pdlen; i++)
-		if (lower(k[sl + nl + 2 + i]) != b->pd[i])
-			return false;
-	return true;
+	off = b->v.sl + 1 + strlen(b->v.ns) + 1;
+	return kl + 1 <= NAME_LEN_MAX && kl == off + b->pdlen &&
+	       lower_eq(b->v.key + off, b->pd, b->pdlen);
 }
-
 /*
  * Whether the FQDN name of the entry is the start of its block: the key
  * was lower case, so "key." is there already (see nt_entry_new()).
@@ -1250,9 +1307,10 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 	    .own = NONE,
 	    .flags = b->k8s ? REC_K8S : 0};
 	const struct nds_rec *fq;
+	size_t slot = 0;
 	int rc;
 
-	if ((i = rec_find(t, hash, name, len, "", 0)) == NONE) {
+	if ((i = rec_probe(t, hash, name, len, "", 0, &slot)) == NONE) {
 		fq = b->fqdn != NONE ? &t->recs[b->fqdn] : NULL;
 		if (kind != NAME_FQDN && fq != NULL && len <= fq->len &&
 		    memcmp(t->arena + fq->name, name, len) == 0)
@@ -1261,7 +1319,7 @@ add_addr(struct build *b, const char *name, size_t len, enum name_kind kind)
 			r.name = b->off;
 		else if ((rc = arena_put(t, name, len, &r.name)) != 0)
 			return rc;
-		if ((rc = rec_new(t, &r, &i)) != 0)
+		if ((rc = rec_new(t, &r, slot, &i)) != 0)
 			return rc;
 	} else if (b->k8s) {
 		t->recs[i].data = b->set;
@@ -1353,6 +1411,7 @@ enum {
 	CLS_K8S = 1,   /* a Kubernetes entry */
 	CLS_CANON = 2, /* its short forms are derived */
 	CLS_FORM1 = 4, /* it has form 1 (own namespace) */
+	CLS_NONE = 8,  /* it names nothing */
 };
 
 /* The per-entry build state of e with set. */
@@ -1373,7 +1432,7 @@ entry_class(const struct build *b)
 {
 	uint8_t cls = 0;
 
-	if (strcmp(b->v.reg, "Kubernetes") == 0) {
+	if (b->v.flags & NT_K8S) {
 		cls |= CLS_K8S;
 		if (entry_canonical(b)) {
 			cls |= CLS_CANON;
@@ -1398,8 +1457,9 @@ entry_bound(struct build *b, const struct nt_entry *e)
 	size_t names = 1, bytes = b->v.klen + 1, i, len;
 	const char *alt;
 
-	if (b->k8s && b->pdlen > 0 &&
-	    ends_with_label(b->v.key, b->v.klen, b->pd, b->pdlen)) {
+	if (b->k8s &&
+	    (b->canon || (b->pdlen > 0 && ends_with_label(b->v.key, b->v.klen,
+	                                      b->pd, b->pdlen)))) {
 		if (!b->canon) {
 			names += 3;
 			bytes += 3 * (b->v.sl + strlen(b->v.ns) +
@@ -1421,27 +1481,33 @@ entry_bound(struct build *b, const struct nt_entry *e)
 }
 
 /*
- * Counting pass for one entry: its address set (*set = NONE if it names
- * nothing), and the names and arena bytes it adds.
+ * Counting pass for one entry, in any order: its class (CLS_NONE if it
+ * names nothing), and the addresses, names and arena bytes it adds.
  */
 static int
-entry_count(struct build *b, const struct nt_entry *e, uint32_t *set,
-    uint8_t *cls)
+entry_count(struct build *b, const struct nt_entry *e, uint8_t *cls)
 {
-	int rc;
+	const uint8_t *p;
+	uint8_t a[16], fam;
+	size_t n4 = 0, n6 = 0, i;
 
-	*set = NONE;
+	*cls = CLS_NONE;
 	nt_view(b->t->src, e, &b->v);
-	b->off = e->off;
 	/* An Istio quirk, kept: a Kubernetes key with a dot names nothing. */
-	if (strcmp(b->v.reg, "Kubernetes") == 0 &&
-	    b->v.key[b->v.klen - 1] == '.')
+	if ((b->v.flags & NT_K8S) && b->v.key[b->v.klen - 1] == '.')
 		return 0;
+	for (i = 0, p = b->v.ips; i < e->nips; i++)
+		if (ip_addr(&p, &fam, a) != NULL) {
+			n4 += fam == IP_V4;
+			n6 += fam == IP_V6;
+		}
 	/* No valid IP: skipped, queries for its names are forwarded. */
-	if ((rc = entry_set(b->t, e, &b->v, set)) != 0 || *set == NONE)
-		return rc;
+	if (n4 + n6 == 0)
+		return 0;
+	b->n4 += n4;
+	b->n6 += n6;
 	*cls = entry_class(b);
-	entry_begin(b, *set, *cls);
+	entry_begin(b, NONE, *cls);
 	return entry_bound(b, e);
 }
 
@@ -1466,16 +1532,29 @@ build_alloc(struct build *b)
 	    (t->s0len > 0 && (b->stamp = calloc(t->rcap > 0 ? t->rcap : 1,
 	                          sizeof(*b->stamp))) == NULL))
 		return -ENOMEM;
+	/* The pools as the entries fill them; merges grow them further. */
+	if (b->n6 > SIZE_MAX / 16 ||
+	    (b->n4 > 0 && (t->v4 = malloc(b->n4 * 4)) == NULL) ||
+	    (b->n6 > 0 && (t->v6 = malloc(b->n6 * 16)) == NULL))
+		return -ENOMEM;
+	t->cap4 = b->n4;
+	t->cap6 = b->n6;
 	return 0;
 }
 
-/* Applies one entry (with a set) to the table. */
+/* Applies one entry that names something to the table, in key order. */
 static int
-entry_apply(struct build *b, const struct nt_entry *e, uint32_t set,
-    uint8_t cls)
+entry_apply(struct build *b, const struct nt_entry *e, uint8_t cls)
 {
+	uint32_t set;
+	int rc;
+
 	nt_view(b->t->src, e, &b->v);
 	b->off = e->off;
+	if ((rc = entry_set(b->t, e, &b->v, &set)) != 0)
+		return rc;
+	if (set == NONE)
+		return -EOVERFLOW; /* broken invariant: the count found one */
 	b->t->sets[set].origin = e->off;
 	entry_begin(b, set, cls);
 	return entry_names(b, e, add_addr);
@@ -1949,18 +2028,20 @@ table_shrink(struct nds_table *t)
 
 /*
  * The phases of a build, each a loop that stops and resumes at bd->i:
- * the entries in key order (D5; a push's map order is random, so they
- * are sorted unless already in order), the counting pass, one
- * allocation, the stored names, then what the derived names change.
+ * the counting pass, in the order the entries are stored (which is the
+ * order of their blocks, so it reads memory straight through), the
+ * entries in key order (D5; a push's map order is random, so they are
+ * sorted unless already in order), one allocation, the stored names in
+ * key order, then what the derived names change.
  */
 enum phase {
+	PH_COUNT,   /* entry_count() */
 	PH_ORDER,   /* order[] = every entry */
 	PH_SORTED,  /* is order[] in key order already? */
 	PH_KEYS,    /* the sort keys */
 	PH_RUNS,    /* runs of 16 sorted */
 	PH_MERGE,   /* the runs merged */
 	PH_UNKEY,   /* order[] from the sorted keys */
-	PH_COUNT,   /* entry_count() */
 	PH_ALLOC,   /* build_alloc() */
 	PH_APPLY,   /* entry_apply() */
 	PH_CLAIMS,  /* claim_rec() */
@@ -1975,8 +2056,7 @@ struct nds_table_builder {
 	char *ns;                /* the namespace b.ns points to */
 	struct nt_entry **order; /* the entries, in key order once sorted */
 	size_t n;                /* entries */
-	uint32_t *sets;          /* per entry: its set (NONE: names nothing) */
-	uint8_t *cls;            /* per entry: its class (CLS_*) */
+	uint8_t *cls;            /* per stored entry: its class (CLS_*) */
 	struct sort_key *k;      /* sort keys, and room for the merges */
 	struct merge m;
 	size_t descents; /* keys before a smaller one, in arrival order */
@@ -1994,7 +2074,7 @@ nds_table_builder_free(struct nds_table_builder *bd)
 	table_free(bd->b.t);
 	free(bd->b.stamp);
 	free(bd->order);
-	free(bd->sets);
+	free(bd->cls);
 	free(bd->k);
 	free(bd->ns);
 	free(bd);
@@ -2038,7 +2118,7 @@ nds_table_builder_create(struct nds_nametable *nt,
 	own = *o;
 	own.namespace = bd->ns; /* the rest is copied by build_opts() */
 	build_opts(&bd->b, &own);
-	bd->ph = PH_ORDER;
+	bd->ph = PH_COUNT;
 	*out = bd;
 	return 0;
 }
@@ -2059,11 +2139,15 @@ phase_begin(struct nds_table_builder *bd)
 	size_t n = bd->n;
 
 	switch (bd->ph) {
-	case PH_ORDER:
+	case PH_COUNT:
 		if (n == 0) {
 			phase_next(bd, PH_FINISH);
 			return 0;
 		}
+		if ((bd->cls = malloc(n)) == NULL)
+			return -ENOMEM;
+		break;
+	case PH_ORDER:
 		/* One set per entry at most, before any merge. */
 		if ((bd->order = malloc(n * sizeof(*bd->order))) == NULL ||
 		    (bd->b.t->sets = malloc(n * sizeof(*bd->b.t->sets))) ==
@@ -2081,11 +2165,6 @@ phase_begin(struct nds_table_builder *bd)
 		break;
 	case PH_MERGE:
 		merge_init(&bd->m, bd->k, n, bd->descents < n / 8);
-		break;
-	case PH_COUNT:
-		if (n > SIZE_MAX / 5 || (bd->sets = malloc(n * 5)) == NULL)
-			return -ENOMEM;
-		bd->cls = (uint8_t *)(bd->sets + n);
 		break;
 	default:
 		break;
@@ -2110,6 +2189,10 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 	all = bd->ph >= PH_CLAIMS && bd->ph <= PH_NAMES ? t->nrecs : n;
 	end = *budget < all - i ? i + *budget : all;
 	switch (bd->ph) {
+	case PH_COUNT:
+		for (; i < end && rc == 0; i++)
+			rc = entry_count(&bd->b, &nt->ents[i], &bd->cls[i]);
+		break;
 	case PH_ORDER:
 		for (; i < end; i++)
 			bd->order[i] = &t->src->ents[i];
@@ -2125,7 +2208,7 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 		if (i < end) /* out of order: sort */
 			phase_next(bd, PH_KEYS);
 		else if (i == n) /* in order already */
-			phase_next(bd, PH_COUNT);
+			phase_next(bd, PH_ALLOC);
 		else
 			bd->i = i;
 		return 0;
@@ -2162,13 +2245,6 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 			bd->k = NULL;
 		}
 		break;
-	case PH_COUNT:
-		for (; i < end && rc == 0; i++) {
-			prefetch_entry(nt, bd->order, i, n);
-			rc = entry_count(&bd->b, bd->order[i], &bd->sets[i],
-			    &bd->cls[i]);
-		}
-		break;
 	case PH_ALLOC:
 		if ((rc = build_alloc(&bd->b)) == 0)
 			phase_next(bd, PH_APPLY);
@@ -2176,10 +2252,11 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 		return rc;
 	case PH_APPLY:
 		for (; i < end && rc == 0; i++) {
+			uint8_t cls = bd->cls[bd->order[i] - nt->ents];
+
 			prefetch_entry(nt, bd->order, i, n);
-			if (bd->sets[i] != NONE)
-				rc = entry_apply(&bd->b, bd->order[i],
-				    bd->sets[i], bd->cls[i]);
+			if (!(cls & CLS_NONE))
+				rc = entry_apply(&bd->b, bd->order[i], cls);
 		}
 		break;
 	case PH_CLAIMS:
@@ -2205,8 +2282,8 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 			t->names = rec_names(t, i, NULL, t->names);
 		break;
 	case PH_FINISH:
-		free(bd->sets);
-		bd->sets = NULL;
+		free(bd->cls);
+		bd->cls = NULL;
 		free(bd->order);
 		bd->order = NULL;
 		free(bd->b.stamp);
