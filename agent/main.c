@@ -12,10 +12,13 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -38,7 +41,8 @@ struct agent_ctx {
 	char search0[256]; /* first search domain, or "" */
 	struct rsv_upstream upstreams[AGENT_UPSTREAM_MAX]; /* forwarding */
 	size_t nupstreams;
-	struct event *sig_hup, *sig_term, *sig_int;
+	struct event *sig_hup, *sig_term, *sig_int, *sig_chld;
+	pid_t snap_pid;      /* the snapshot writer running, or 0 */
 	struct event *drain; /* shutdown: waits for TCP flush */
 	int drain_ticks;
 	struct nds_client *xds; /* --xds, or NULL */
@@ -333,6 +337,95 @@ agent_on_term(evutil_socket_t sig, short what, void *arg)
 	agent_on_drain(-1, 0, a);
 }
 
+/* Writes the snapshot here and now; false if it failed (logged). */
+static bool
+agent_snapshot_write(const char *path, const uint8_t *pb, size_t pblen)
+{
+	char err[512];
+
+	if (nds_snapshot_write(path, pb, pblen, err, sizeof(err)) == 0)
+		return true;
+	log_warn("xds: %s (the table is served anyway)", err);
+	return false;
+}
+
+/*
+ * Persists an accepted table (SPEC §5, D7) without blocking the loop:
+ * write, fsync and rename take as long as the disk does, so a child
+ * process does them, at the lowest priority, with the bytes it shares
+ * copy-on-write, and the message can be freed at once.  The push is
+ * ACKed meanwhile; a crash before the rename leaves the previous
+ * snapshot, whole.
+ *
+ * A newer table supersedes a write still running: that child is killed,
+ * so it never renames over the newer one, and its temporary file goes
+ * when it is reaped (agent_on_chld()).  Signals stay blocked across
+ * fork() until the child has dropped the loop's handlers, which would
+ * wake the parent's loop.
+ */
+static void
+agent_snapshot_start(struct agent_ctx *a, const uint8_t *pb, size_t pblen)
+{
+	const char *path = a->cfg.snapshot_path;
+	sigset_t all, old;
+	pid_t pid;
+
+	if (a->snap_pid > 0) {
+		log_debug("snapshot %s: a newer table supersedes the write of "
+		          "process %ld",
+		    path, (long)a->snap_pid);
+		(void)kill(a->snap_pid, SIGKILL);
+		a->snap_pid = 0;
+	}
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if ((pid = fork()) == 0) {
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		/* It shares the proxy's CPU: queries first. */
+		(void)setpriority(PRIO_PROCESS, 0, 19);
+		_exit(agent_snapshot_write(path, pb, pblen) ? 0 : 1);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		log_warn("snapshot %s: fork: %s; writing it on the loop", path,
+		    strerror(errno));
+		(void)agent_snapshot_write(path, pb, pblen);
+		return;
+	}
+	a->snap_pid = pid;
+}
+
+/* Reaps snapshot writers; a killed one's temporary file is removed. */
+static void
+agent_on_chld(evutil_socket_t sig, short what, void *arg)
+{
+	struct agent_ctx *a = arg;
+	char tmp[4096];
+	pid_t pid;
+	int st;
+
+	(void)sig, (void)what;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		bool current = pid == a->snap_pid;
+
+		if (current)
+			a->snap_pid = 0;
+		if (!WIFSIGNALED(st) || a->cfg.snapshot_path == NULL)
+			continue; /* a failed write was logged by the child */
+		if (nds_snapshot_tmp(a->cfg.snapshot_path, (long)pid, tmp,
+		        sizeof(tmp)) == 0)
+			(void)unlink(tmp);
+		if (current)
+			log_warn("snapshot %s: the writer died of signal %d; "
+			         "the previous snapshot stays",
+			    a->cfg.snapshot_path, WTERMSIG(st));
+	}
+}
+
 static int
 agent_signals(struct agent_ctx *a)
 {
@@ -340,10 +433,12 @@ agent_signals(struct agent_ctx *a)
 	a->sig_hup = evsignal_new(a->base, SIGHUP, agent_on_hup, a);
 	a->sig_term = evsignal_new(a->base, SIGTERM, agent_on_term, a);
 	a->sig_int = evsignal_new(a->base, SIGINT, agent_on_term, a);
+	a->sig_chld = evsignal_new(a->base, SIGCHLD, agent_on_chld, a);
 	if (a->sig_hup == NULL || a->sig_term == NULL || a->sig_int == NULL ||
-	    evsignal_add(a->sig_hup, NULL) != 0 ||
+	    a->sig_chld == NULL || evsignal_add(a->sig_hup, NULL) != 0 ||
 	    evsignal_add(a->sig_term, NULL) != 0 ||
-	    evsignal_add(a->sig_int, NULL) != 0)
+	    evsignal_add(a->sig_int, NULL) != 0 ||
+	    evsignal_add(a->sig_chld, NULL) != 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -363,6 +458,8 @@ agent_cleanup(struct agent_ctx *a)
 		event_free(a->sig_term);
 	if (a->sig_int != NULL)
 		event_free(a->sig_int);
+	if (a->sig_chld != NULL)
+		event_free(a->sig_chld);
 	if (a->drain != NULL)
 		event_free(a->drain);
 	nds_table_unref(a->st.table);
@@ -446,15 +543,12 @@ agent_xds_table(struct nds_table *t, const char *version, const uint8_t *pb,
 {
 	struct agent_ctx *a = arg;
 	struct nds_build_stats bs;
-	char err[512];
 
 	a->st.xds_pushes++;
 	nds_client_build_stats(a->xds, &bs);
 	agent_table_swap(a, t, "xds", version, &bs);
-	if (a->cfg.snapshot_path != NULL &&
-	    nds_snapshot_write(a->cfg.snapshot_path, pb, pblen, err,
-	        sizeof(err)) != 0)
-		log_warn("xds: %s (the table is served anyway)", err);
+	if (a->cfg.snapshot_path != NULL)
+		agent_snapshot_start(a, pb, pblen);
 }
 
 static void

@@ -269,6 +269,13 @@ const struct nds_nametable *nds_table_source(const struct nds_table *t);
 int nds_snapshot_write(const char *path, const uint8_t *data, size_t len,
     char *err, size_t errlen);
 
+/*
+ * The temporary file nds_snapshot_write() uses for path in process pid,
+ * into buf: for removing the file of a writer that was killed.  0 or
+ * -ENAMETOOLONG.
+ */
+int nds_snapshot_tmp(const char *path, long pid, char *buf, size_t len);
+
 /* ---- NDS over xDS (SPEC §5) ------------------------------------------ */
 
 /* The type URL of NDS resources. */

@@ -50,14 +50,21 @@ sync_dir(const char *path)
 }
 
 int
+nds_snapshot_tmp(const char *path, long pid, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s.tmp.%ld", path, pid);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int
 nds_snapshot_write(const char *path, const uint8_t *data, size_t len, char *err,
     size_t errlen)
 {
 	char tmp[4096];
 	int fd, rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
-	    (int)sizeof(tmp)) {
+	if (nds_snapshot_tmp(path, (long)getpid(), tmp, sizeof(tmp)) != 0) {
 		nds_errf(err, errlen, "snapshot %s: path too long", path);
 		return -ENAMETOOLONG;
 	}

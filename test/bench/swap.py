@@ -102,6 +102,9 @@ def main():
     ap.add_argument("--dnsproxy-bin",
                     default=os.environ.get("DNSPROXY_BIN") or
                     os.path.join(ROOT, "build", "dnsproxy"))
+    ap.add_argument("--snapshot", action="store_true",
+                    help="run dnsproxy with --snapshot (in the temp dir): "
+                    "every push is also written to disk")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temp dir (logs, dnsperf output)")
     a = ap.parse_args()
@@ -155,6 +158,8 @@ def main():
                "--listen", "127.0.0.1:%d" % port, "--namespace", NS,
                "--resolv-conf", resolv, "--admin", "127.0.0.1:%d" % admin,
                "--xds", cp.target, "--xds-plaintext"]
+        if a.snapshot:
+            cmd += ["--snapshot", os.path.join(tmp, "snapshot.pb")]
         with open(err_path, "wb") as err:
             proxy = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=err, stderr=err, cwd=tmp)
@@ -271,6 +276,7 @@ def main():
         res = {
             "services": a.services, "table_bytes": len(tables[0]),
             "pushes": a.pushes, "interval_s": a.interval, "rate": a.rate,
+            "snapshot": a.snapshot,
             "duration_s": duration, "initial_ack_s": round(initial, 3),
             "sent": sent, "lost": lost, "rcodes": rcodes,
             "servfail": rcodes.get("SERVFAIL", 0),

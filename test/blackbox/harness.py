@@ -75,6 +75,7 @@ SPEC8_SEARCH = ["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"]
 VALGRIND = os.environ.get("DNSPROXY_VALGRIND") == "1"
 SLOW = 10.0 if VALGRIND else 1.0
 VALGRIND_CMD = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                "--child-silent-after-fork=yes",
                 "--errors-for-leak-kinds=definite", "--track-fds=no"]
 
 # Deadlines: the suite must also pass with an ASan+UBSan binary, so waits

@@ -751,18 +751,29 @@ class Snapshot(XdsCase):
         with open(self.snap, "rb") as f:
             return xds_server.parse_table(f.read())
 
+    def wait_snapshot(self, table, timeout=ACK_TIMEOUT):
+        """The snapshot becomes table (a child process writes it after the
+        swap), with no temporary file left beside it."""
+        want = xds_server.table_dict(xds_server.name_table(table))
+
+        def landed():
+            try:
+                got = xds_server.table_dict(self.read_snapshot())
+            except Exception:   # none yet, or the corrupt one
+                return False
+            return got == want and os.listdir(self.dir) == ["snapshot.pb"]
+        harness.wait_until(landed, timeout, what="the snapshot of %s" %
+                           sorted(table))
+
     def test_cold_start_from_the_snapshot_with_the_control_plane_down(self):
         cp = start_cp(self.addCleanup)
         cp.set_table(TABLE1, "v1")
         p = start(xds_proxy(cp.target, args=["--snapshot", self.snap]),
                   self.addCleanup)
         cp.wait_for_version_ack("v1", ACK_TIMEOUT)
+        # the pushed NameTable (protobuf), no temporary files left
+        self.wait_snapshot(TABLE1)
         want = xds_server.table_dict(xds_server.name_table(TABLE1))
-        self.assertEqual(xds_server.table_dict(self.read_snapshot()), want,
-                         "the snapshot is the pushed NameTable (protobuf)")
-        self.assertEqual([f for f in os.listdir(self.dir)
-                          if f != "snapshot.pb"], [],
-                         "no temporary files left next to the snapshot")
         self.assertEqual(p.stop(), 0)
         cp.stop()
 
@@ -788,8 +799,49 @@ class Snapshot(XdsCase):
         later.wait_for_version_ack("v2", 40 * SLOW)
         self.assert_answers(p2, svc("alpha"), "10.0.8.1")
         self.assert_forwards(p2, svc("beta"))
-        self.assertEqual(xds_server.table_dict(self.read_snapshot()),
-                         {svc("alpha"): k8s("10.0.8.1", "alpha", "ns2")})
+        self.wait_snapshot({svc("alpha"): k8s("10.0.8.1", "alpha", "ns2")})
+
+    def test_a_slow_disk_holds_up_neither_queries_nor_acks(self):
+        """fsync() takes SLOWSYNC_MS (an LD_PRELOAD shim): the push is
+        swapped in and ACKed, and queries answered, long before the
+        snapshot lands, since a child process writes it.  A newer push
+        supersedes a write still running: the newest table lands, and no
+        temporary file stays."""
+        shim = os.environ.get("DNSPROXY_SLOWSYNC") or os.path.join(
+            harness.HERE, "..", "..", "build", "test", "libslowsync.so")
+        self.assertTrue(os.path.exists(shim), "the slowsync shim (%s) is "
+                        "built with the tests (set DNSPROXY_SLOWSYNC)" % shim)
+        sync_s = 3.0 * SLOW
+        asan = os.environ.get("ASAN_OPTIONS", "")
+        env = {"LD_PRELOAD": os.path.abspath(shim),
+               "SLOWSYNC_MS": str(int(sync_s * 1000)),
+               # the shim comes before the ASan runtime
+               "ASAN_OPTIONS": (asan + ":" if asan else "") +
+               "verify_asan_link_order=0"}
+        cp = start_cp(self.addCleanup)
+        cp.set_table(TABLE1, "v1")
+        p = start(xds_proxy(cp.target, args=["--snapshot", self.snap],
+                            env=env), self.addCleanup)
+        cp.wait_for_version_ack("v1", ACK_TIMEOUT)
+        self.assert_answers(p, svc("alpha"), "10.0.1.1")
+        # v1's writer sleeps in fsync(): v2 must not wait for it
+        t2 = {svc("alpha"): k8s("10.0.8.1", "alpha", "ns2")}
+        t1 = time.monotonic()
+        n = cp.push(t2, "v2")
+        cp.wait_for_ack(n, ACK_TIMEOUT)
+        self.assert_answers(p, svc("alpha"), "10.0.8.1")
+        self.assertLess(time.monotonic() - t1, sync_s / 2,
+                        "the ACK and the answer came before one fsync() "
+                        "could end")
+        self.assertFalse(os.path.exists(self.snap),
+                         "the first fsync() has not ended yet")
+        self.wait_snapshot(t2, timeout=4 * sync_s + ACK_TIMEOUT)
+        self.assertGreaterEqual(time.monotonic() - t1, sync_s * 0.9,
+                                "the shim slowed the write down")
+        # the superseded writer is gone: v1 never lands over v2
+        time.sleep(sync_s)
+        self.wait_snapshot(t2, timeout=1.0)
+        p.assert_alive()
 
     def test_corrupt_snapshot_is_logged_and_ignored(self):
         with open(self.snap, "wb") as f:
@@ -804,9 +856,8 @@ class Snapshot(XdsCase):
         n = cp.push(TABLE1, "v1")
         cp.wait_for_ack(n, ACK_TIMEOUT)
         self.assert_answers(p, svc("alpha"), "10.0.1.1")
-        self.assertEqual(xds_server.table_dict(self.read_snapshot()),
-                         xds_server.table_dict(xds_server.name_table(TABLE1)),
-                         "the next good table replaces the corrupt snapshot")
+        # the next good table replaces the corrupt snapshot
+        self.wait_snapshot(TABLE1)
 
 
 class ForwardBeforeSync(XdsCase):
