@@ -1766,18 +1766,26 @@ names_list(const struct nds_table *t, uint32_t *out)
  * are compared from the sort array itself (big-endian, zero after the NUL,
  * which keeps strcmp()'s unsigned order) and strcmp() only breaks ties.
  */
+/*
+ * 16 bytes, so that the merges move as little as they can; hi and lo
+ * compare as one 128-bit number, whose low 32 bits (the index) only
+ * matter when the 12 key bytes tie (sort_key_tie()).
+ */
 struct sort_key {
-	uint64_t hi, lo; /* key bytes 0-7 and 8-15 */
-	struct nt_entry *e;
+	uint64_t hi; /* key bytes 0-7 */
+	uint64_t lo; /* key bytes 8-11, then the entry's index */
 };
 
+#define SORT_PREFIX 12 /* key bytes in hi and lo */
+
+/* Key bytes off..off+n (n <= 8) as a big-endian number, 0 past len. */
 static uint64_t
-sort_word(const char *s, size_t len, size_t off)
+sort_word(const char *s, size_t len, size_t off, size_t n)
 {
 	uint64_t w = 0;
 	size_t i;
 
-	for (i = off; i < off + 8; i++)
+	for (i = off; i < off + n; i++)
 		w = w << 8 | (i < len ? (uint8_t)s[i] : 0);
 	return w;
 }
@@ -1790,6 +1798,32 @@ ent_key(const struct nds_nametable *nt, const struct nt_entry *e, size_t *len)
 
 	*len = strlen(k) - 1;
 	return k;
+}
+
+/* The sort key of entry e. */
+static inline void
+sort_key_of(struct sort_key *k, const struct nds_nametable *nt,
+    const struct nt_entry *e)
+{
+	size_t len;
+	const char *key = ent_key(nt, e, &len);
+
+	k->hi = sort_word(key, len, 0, 8);
+	k->lo = sort_word(key, len, 8, 4) << 32 | (uint32_t)(e - nt->ents);
+}
+
+/* The entry of sort key k. */
+static inline struct nt_entry *
+sort_key_entry(const struct sort_key *k, const struct nds_nametable *nt)
+{
+	return &nt->ents[(uint32_t)k->lo];
+}
+
+/* Whether x and y have the same 12 key bytes. */
+static inline bool
+sort_key_tie(const struct sort_key *x, const struct sort_key *y)
+{
+	return x->hi == y->hi && x->lo >> 32 == y->lo >> 32;
 }
 
 /* strcmp() order of a[0..al) and b[0..bl) (neither holds a NUL). */
@@ -1808,32 +1842,30 @@ sort_key_cmp(const void *a, const void *b, void *arg)
 	const char *kx, *ky;
 	size_t lx, ly;
 
-	if (x->hi != y->hi)
-		return x->hi < y->hi ? -1 : 1;
-	if (x->lo != y->lo)
-		return x->lo < y->lo ? -1 : 1;
-	if ((x->lo & 0xff) == 0) /* both ended within 16 bytes: equal */
+	if (!sort_key_tie(x, y))
+		return x->hi != y->hi ? (x->hi < y->hi ? -1 : 1)
+		                      : (x->lo < y->lo ? -1 : 1);
+	if ((x->lo >> 32 & 0xff) == 0) /* both ended within the prefix */
 		return 0;
-	kx = ent_key(arg, x->e, &lx);
-	ky = ent_key(arg, y->e, &ly);
-	return key_cmp_n(kx + 16, lx - 16, ky + 16, ly - 16);
+	kx = ent_key(arg, sort_key_entry(x, arg), &lx);
+	ky = ent_key(arg, sort_key_entry(y, arg), &ly);
+	return key_cmp_n(kx + SORT_PREFIX, lx - SORT_PREFIX, ky + SORT_PREFIX,
+	    ly - SORT_PREFIX);
 }
 
 static inline bool
 sort_key_less(const struct sort_key *x, const struct sort_key *y,
     const struct nds_nametable *nt)
 {
-	if (x->hi != y->hi)
-		return x->hi < y->hi;
-	if (x->lo != y->lo)
-		return x->lo < y->lo;
+	if (!sort_key_tie(x, y))
+		return x->hi != y->hi ? x->hi < y->hi : x->lo < y->lo;
 	return sort_key_cmp(x, y, (void *)nt) < 0;
 }
 
 /*
  * Sorting k[0..n): insertion sort of runs of 16, then bottom-up merges
  * into room for n more.  qsort() calls its comparison through a pointer
- * and copies 24-byte elements byte-generically; this, with the first 16
+ * and copies its elements byte-generically; this, with the first 12
  * bytes compared inline, takes a third of the time for 100k keys.  Keys
  * are distinct, so any correct sort gives the same order.  The merges
  * stop and resume anywhere (struct merge), so the builder can run them
@@ -1916,7 +1948,7 @@ merge_some(struct merge *m, size_t budget, const struct nds_nametable *nt)
 			    (unsigned __int128)b->hi << 64 | b->lo;
 			uintptr_t tj = kb < ka;
 
-			if (__builtin_expect(ka == kb, 0))
+			if (__builtin_expect(sort_key_tie(a, b), 0))
 				tj = sort_key_cmp(b, a, (void *)nt) < 0;
 			dst[o++] =
 			    *(const struct sort_key *)((uintptr_t)a ^
@@ -2214,10 +2246,7 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 		return 0;
 	case PH_KEYS:
 		for (; i < end; i++) {
-			k0 = ent_key(nt, bd->order[i], &l0);
-			bd->k[i].hi = sort_word(k0, l0, 0);
-			bd->k[i].lo = sort_word(k0, l0, 8);
-			bd->k[i].e = bd->order[i];
+			sort_key_of(&bd->k[i], nt, bd->order[i]);
 			bd->descents +=
 			    i > 0 && (bd->k[i].hi < bd->k[i - 1].hi ||
 			                 (bd->k[i].hi == bd->k[i - 1].hi &&
@@ -2239,7 +2268,7 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 		return 0;
 	case PH_UNKEY:
 		for (; i < end; i++)
-			bd->order[i] = bd->k[i].e;
+			bd->order[i] = sort_key_entry(&bd->k[i], nt);
 		if (i == n) {
 			free(bd->k);
 			bd->k = NULL;

@@ -1290,17 +1290,12 @@ sort_entries(const struct nds_nametable *nt, struct nt_entry **got, size_t n,
     size_t budget, bool runs)
 {
 	struct sort_key *k = malloc(2 * n * sizeof(*k));
-	const char *key;
 	struct merge m;
-	size_t i, len, steps = 0;
+	size_t i, steps = 0;
 
 	assert_non_null(k);
-	for (i = 0; i < n; i++) {
-		key = ent_key(nt, got[i], &len);
-		k[i].hi = sort_word(key, len, 0);
-		k[i].lo = sort_word(key, len, 8);
-		k[i].e = got[i];
-	}
+	for (i = 0; i < n; i++)
+		sort_key_of(&k[i], nt, got[i]);
 	for (i = 0; i < n; i += 16)
 		sort_run(k, i, n, nt);
 	merge_init(&m, k, n, runs);
@@ -1310,13 +1305,13 @@ sort_entries(const struct nds_nametable *nt, struct nt_entry **got, size_t n,
 	if (budget < n / 4)
 		assert_true(steps > n / budget / 2);
 	for (i = 0; i < n; i++)
-		got[i] = k[i].e;
+		got[i] = sort_key_entry(&k[i], nt);
 	free(k);
 }
 
 /*
  * The sort orders keys exactly as strcmp() does: shared prefixes
- * shorter than, equal to and longer than its 16 in-array bytes, bytes
+ * shorter than, equal to and longer than its 12 in-array bytes, bytes
  * over 0x7f, keys that are prefixes of others.  (Its blocks hold "key."
  * and a NUL; a dot sorts after '-', so the blocks' strcmp() order is
  * not the keys'.)
@@ -1325,7 +1320,8 @@ static void
 test_sort_matches_strcmp(void **state)
 {
 	enum { N = 3000 };
-	static const char *const stems[] = {"", "svc-", "abcdefghijklmno",
+	static const char *const stems[] = {"", "svc-", "abcdefghijk",
+	    "abcdefghijkl", "abcdefghijklm", "abcdefghijklmno",
 	    "abcdefghijklmnop", "abcdefghijklmnopq", "a.b.c.d.e.f.g.h.i.j",
 	    "svc.", "svc-."};
 	static char keys[N][48];
