@@ -191,6 +191,31 @@ def median_of(rounds, key):
     return statistics.median(vals) if vals else None
 
 
+def paired(entry, key):
+    """Run k of dnsproxy against run k of dnsmasq (adjacent in time, the
+    order flipped every alternation), so that a drift of the host's noise
+    hits both alike: (median of the per-pair ratios, pairs where dnsproxy
+    is lower, pairs, two-sided sign-test p), or None."""
+    a = [r.get(key) for r in entry["servers"]["dnsproxy"]["latency_runs"]]
+    b = [r.get(key) for r in entry["servers"]["dnsmasq"]["latency_runs"]]
+    pairs = [(x, y) for x, y in zip(a, b) if x and y]
+    if not pairs:
+        return None
+    ratios = [x / y for x, y in pairs]
+    lower = sum(1 for x, y in pairs if x < y)
+    n = sum(1 for x, y in pairs if x != y)
+    k = min(lower, n - lower)
+    tail = sum(binom(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
+    return statistics.median(ratios), lower, len(pairs), min(1.0, 2 * tail)
+
+
+def binom(n, k):
+    r = 1
+    for i in range(k):
+        r = r * (n - i) // (i + 1)
+    return r
+
+
 def fmt(fmtstr, v):
     return "-" if v is None else fmtstr.format(v)
 
@@ -355,6 +380,12 @@ def targets(result, sizes, args):
         out.append(("p99 latency at %s qps, %s services" % ("{:,}".format(args.rate),
                                                           "{:,}".format(n)),
                     fmt("{:.2f}x dnsmasq", r), "<= 1.0x", None if r is None else r <= 1.0, r))
+        pr = paired(e, "lat_p99_us") if "dnsmasq" in e["servers"] else None
+        if pr is not None:
+            out.append(("  the same, run by run (adjacent runs paired)",
+                        "%.2fx, lower in %d/%d" % pr[:3], "-", None, pr[0]))
+            out.append(("  sign test: chance of a split this uneven if equal",
+                        "p = %.2f" % pr[3], "-", None, pr[3]))
     for n, goal in sorted(RSS_TARGETS.items()):
         if n not in sizes:
             continue
@@ -389,7 +420,7 @@ def print_targets(rows):
     print()
     print("== Targets (issue 8; from the tables above) ==")
     for t in rows:
-        met = {True: "met", False: "NOT met", None: "-"}[t["met"]]
+        met = {True: "met", False: "NOT met", None: ""}[t["met"]]
         print("%-52s %16s  goal %-9s %s" % (t["what"], t["value"], t["goal"], met))
 
 
