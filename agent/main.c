@@ -337,6 +337,26 @@ agent_on_term(evutil_socket_t sig, short what, void *arg)
 	agent_on_drain(-1, 0, a);
 }
 
+/*
+ * In the snapshot writer: closes every descriptor but stdin, stdout and
+ * stderr.  Otherwise the child would hold the proxy's sockets open for as
+ * long as the disk takes, and a proxy restarted meanwhile could not bind
+ * its port.
+ */
+static void
+agent_close_fds(void)
+{
+	struct rlimit rl;
+	int fd, max = 65536;
+
+	if (close_range(3, ~0U, 0) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
+		max = (int)rl.rlim_cur;
+	for (fd = 3; fd < max; fd++)
+		(void)close(fd);
+}
+
 /* Writes the snapshot here and now; false if it failed (logged). */
 static bool
 agent_snapshot_write(const char *path, const uint8_t *pb, size_t pblen)
@@ -357,6 +377,7 @@ agent_snapshot_write(const char *path, const uint8_t *pb, size_t pblen)
  * ACKed meanwhile; a crash before the rename leaves the previous
  * snapshot, whole.
  *
+ * The child keeps none of the proxy's descriptors (agent_close_fds()).
  * A newer table supersedes a write still running: that child is killed,
  * so it never renames over the newer one, and its temporary file goes
  * when it is reaped (agent_on_chld()).  Signals stay blocked across
@@ -385,6 +406,7 @@ agent_snapshot_start(struct agent_ctx *a, const uint8_t *pb, size_t pblen)
 		signal(SIGINT, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &old, NULL);
+		agent_close_fds();
 		/* It shares the proxy's CPU: queries first. */
 		(void)setpriority(PRIO_PROCESS, 0, 19);
 		_exit(agent_snapshot_write(path, pb, pblen) ? 0 : 1);

@@ -88,6 +88,22 @@ def xds_proxy(cp_target, plaintext=True, args=(), table=None, **kw):
     return harness.Proxy(table=table, args=a + list(args), **kw)
 
 
+def children(pid):
+    """The pids of pid's live children (Linux /proc; not zombies, nor any
+    that exited meanwhile)."""
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        kids = [int(x) for x in f.read().split()]
+    live = []
+    for k in kids:
+        try:
+            with open("/proc/%d/stat" % k) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] not in "ZX":
+                    live.append(k)
+        except OSError:
+            pass
+    return live
+
+
 def start_cp(add_cleanup, **kw):
     cp = ControlPlane(**kw).start()
     add_cleanup(cp.stop)
@@ -835,6 +851,18 @@ class Snapshot(XdsCase):
                         "could end")
         self.assertFalse(os.path.exists(self.snap),
                          "the first fsync() has not ended yet")
+        # the writer holds none of the proxy's sockets: a proxy restarted
+        # during a slow write must be able to bind its port
+        kids = harness.wait_until(
+            lambda: (lambda k: k if len(k) == 1 else None)(
+                children(p.proc.pid)), 5 * SLOW,
+            what="one snapshot writer (v1's killed)")
+        fds = os.listdir("/proc/%d/fd" % kids[0])
+        socks = [f for f in fds
+                 if os.readlink("/proc/%d/fd/%s" % (kids[0], f))
+                 .startswith("socket:")]
+        self.assertEqual(socks, [], "the writer's descriptors: %r" % {
+            f: os.readlink("/proc/%d/fd/%s" % (kids[0], f)) for f in fds})
         self.wait_snapshot(t2, timeout=4 * sync_s + ACK_TIMEOUT)
         self.assertGreaterEqual(time.monotonic() - t1, sync_s * 0.9,
                                 "the shim slowed the write down")
