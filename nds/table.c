@@ -1533,7 +1533,7 @@ build_alloc(struct build *b)
 	                          sizeof(*b->stamp))) == NULL))
 		return -ENOMEM;
 	/* The pools as the entries fill them; merges grow them further. */
-	if (b->n6 > SIZE_MAX / 16 ||
+	if (b->n4 > SIZE_MAX / 4 || b->n6 > SIZE_MAX / 16 ||
 	    (b->n4 > 0 && (t->v4 = malloc(b->n4 * 4)) == NULL) ||
 	    (b->n6 > 0 && (t->v6 = malloc(b->n6 * 16)) == NULL))
 		return -ENOMEM;
@@ -1979,8 +1979,8 @@ merge_some(struct merge *m, size_t budget, const struct nds_nametable *nt)
 
 /*
  * Entries sorted by key sit anywhere in memory (a push's map order is
- * random): start loading the entry 8 ahead and the key 4 ahead, so the
- * passes below do not wait on a cache miss per entry.
+ * random): start loading the entry 16 ahead and its block 8 ahead, so
+ * the apply pass does not wait on a cache miss per entry.
  */
 static inline void
 prefetch_entry(const struct nds_nametable *nt, struct nt_entry *const *order,
