@@ -36,10 +36,12 @@ nds_grpc_prefix(uint8_t out[NDS_GRPC_PREFIX], uint32_t len)
 }
 
 uint8_t *
-nds_grpc_rx_take(struct nds_grpc_rx *rx)
+nds_grpc_rx_take(struct nds_grpc_rx *rx, size_t *cap)
 {
 	uint8_t *p = rx->buf;
 
+	if (cap != NULL)
+		*cap = rx->cap;
 	rx->buf = NULL;
 	rx->cap = 0;
 	return p;

@@ -188,6 +188,19 @@ int nds_table_builder_step(struct nds_table_builder *bd, size_t budget,
     struct nds_table **out, char *err, size_t errlen);
 void nds_table_builder_free(struct nds_table_builder *bd);
 
+/*
+ * Hands bd len bytes at mem (malloc'd) for its working arrays: the sort
+ * keys, the entry order and per-entry state, about 41 bytes per entry,
+ * which otherwise take fresh pages.  Meant for a buffer whose pages are
+ * there already and no longer needed, such as the message the NameTable
+ * was decoded from.  bd owns mem from here in every case: it is freed
+ * when the build ends or bd is freed, or at once when bd cannot use it
+ * (a small table, too few bytes, a build already begun); the pages past
+ * what the arrays need are given back at once.  Before the first step.
+ */
+void nds_table_builder_scratch(struct nds_table_builder *bd, void *mem,
+    size_t len);
+
 /* Reference counting; the table is freed when the last holder lets go. */
 struct nds_table *nds_table_ref(struct nds_table *t);
 void nds_table_unref(struct nds_table *t); /* NULL-safe */

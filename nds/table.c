@@ -1139,6 +1139,8 @@ struct build {
 	size_t n4, n6;                /* valid addresses, per family */
 	uint32_t *stamp;              /* per record: set + 1 of the entry
 	                               * that set its search CNAME */
+	uint8_t *stamp_room;          /* scratch for stamp, or NULL */
+	size_t stamp_max;             /* its bytes */
 	struct nt_view v;             /* the entry's block */
 	uint32_t off;                 /* its arena offset */
 	uint32_t set;                 /* the entry's address set */
@@ -1511,6 +1513,24 @@ entry_count(struct build *b, const struct nt_entry *e, uint8_t *cls)
 	return entry_bound(b, e);
 }
 
+/* Zeroed stamps for n records: in the builder's scratch if there is
+ * room (build_scratch()), else on the heap. */
+static size_t
+stamp_bytes(size_t recs)
+{
+	return (recs > 0 ? recs : 1) * sizeof(uint32_t);
+}
+
+static uint32_t *
+stamp_alloc(struct build *b, size_t n)
+{
+	if (b->stamp_room != NULL && n <= b->stamp_max / sizeof(uint32_t)) {
+		memset(b->stamp_room, 0, stamp_bytes(n));
+		return (uint32_t *)(void *)b->stamp_room;
+	}
+	return calloc(n > 0 ? n : 1, sizeof(uint32_t));
+}
+
 /* Record, slot and arena space for what entry_count() counted. */
 static int
 build_alloc(struct build *b)
@@ -1529,8 +1549,7 @@ build_alloc(struct build *b)
 	if ((t->slots = calloc(t->nslots, sizeof(*t->slots))) == NULL ||
 	    (t->recs = malloc((t->rcap > 0 ? t->rcap : 1) *
 	                      sizeof(*t->recs))) == NULL ||
-	    (t->s0len > 0 && (b->stamp = calloc(t->rcap > 0 ? t->rcap : 1,
-	                          sizeof(*b->stamp))) == NULL))
+	    (t->s0len > 0 && (b->stamp = stamp_alloc(b, t->rcap)) == NULL))
 		return -ENOMEM;
 	/* The pools as the entries fill them; merges grow them further. */
 	if (b->n4 > SIZE_MAX / 4 || b->n6 > SIZE_MAX / 16 ||
@@ -2083,6 +2102,46 @@ enum phase {
 	PH_DONE,
 };
 
+/*
+ * The builder's working arrays in a scratch buffer handed over with
+ * nds_table_builder_scratch(): the class of each entry, then the order,
+ * then the sort keys with their merge room, whose place the stamps take
+ * once the keys are done.  Below SCR_MIN there is nothing to gain.
+ */
+#ifndef SCR_MIN
+#define SCR_MIN (256u * 1024)
+#endif
+
+static size_t
+scr_order_off(size_t n)
+{
+	return (n + 63) & ~(size_t)63;
+}
+
+static size_t
+scr_keys_off(size_t n)
+{
+	return scr_order_off(n) + n * sizeof(struct nt_entry *);
+}
+
+static size_t
+scr_need(size_t n)
+{
+	return scr_keys_off(n) + 2 * n * sizeof(struct sort_key);
+}
+
+/* Gives the whole pages of p[0..len) back to the system (they read as
+ * zeros if touched again); the rest of the buffer stays as it was. */
+static void
+scr_release(uint8_t *p, size_t len)
+{
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+	uintptr_t e = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+
+	if (e > a)
+		(void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 struct nds_table_builder {
 	struct build b;
 	char *ns;                /* the namespace b.ns points to */
@@ -2090,6 +2149,8 @@ struct nds_table_builder {
 	size_t n;                /* entries */
 	uint8_t *cls;            /* per stored entry: its class (CLS_*) */
 	struct sort_key *k;      /* sort keys, and room for the merges */
+	uint8_t *scr;            /* nds_table_builder_scratch()'s memory */
+	size_t scr_len;          /* its bytes */
 	struct merge m;
 	size_t descents; /* keys before a smaller one, in arrival order */
 	enum phase ph;
@@ -2098,18 +2159,43 @@ struct nds_table_builder {
 	int rc;     /* the error the build stopped at, or 0 */
 };
 
+/* Frees p unless it lives in the builder's scratch. */
+static void
+scr_put(const struct nds_table_builder *bd, void *p)
+{
+	if (bd->scr == NULL || (uint8_t *)p < bd->scr ||
+	    (uint8_t *)p >= bd->scr + bd->scr_len)
+		free(p);
+}
+
 void
 nds_table_builder_free(struct nds_table_builder *bd)
 {
 	if (bd == NULL)
 		return;
 	table_free(bd->b.t);
-	free(bd->b.stamp);
-	free(bd->order);
-	free(bd->cls);
-	free(bd->k);
+	scr_put(bd, bd->b.stamp);
+	scr_put(bd, bd->order);
+	scr_put(bd, bd->cls);
+	scr_put(bd, bd->k);
+	free(bd->scr);
 	free(bd->ns);
 	free(bd);
+}
+
+void
+nds_table_builder_scratch(struct nds_table_builder *bd, void *mem, size_t len)
+{
+	size_t need;
+
+	if (bd == NULL || bd->scr != NULL || bd->ph != PH_COUNT || bd->begun ||
+	    (need = scr_need(bd->n)) < SCR_MIN || len < need) {
+		free(mem);
+		return;
+	}
+	bd->scr = mem;
+	bd->scr_len = len;
+	scr_release(bd->scr + need, len - need);
 }
 
 int
@@ -2176,12 +2262,15 @@ phase_begin(struct nds_table_builder *bd)
 			phase_next(bd, PH_FINISH);
 			return 0;
 		}
-		if ((bd->cls = malloc(n)) == NULL)
+		if ((bd->cls = bd->scr != NULL ? bd->scr : malloc(n)) == NULL)
 			return -ENOMEM;
 		break;
 	case PH_ORDER:
 		/* One set per entry at most, before any merge. */
-		if ((bd->order = malloc(n * sizeof(*bd->order))) == NULL ||
+		if ((bd->order = bd->scr != NULL
+		                     ? (void *)(bd->scr + scr_order_off(n))
+		                     : malloc(n * sizeof(*bd->order))) ==
+		        NULL ||
 		    (bd->b.t->sets = malloc(n * sizeof(*bd->b.t->sets))) ==
 		        NULL)
 			return -ENOMEM;
@@ -2192,7 +2281,9 @@ phase_begin(struct nds_table_builder *bd)
 		break;
 	case PH_KEYS:
 		if (n > SIZE_MAX / 2 / sizeof(*bd->k) ||
-		    (bd->k = malloc(2 * n * sizeof(*bd->k))) == NULL)
+		    (bd->k = bd->scr != NULL
+		                 ? (void *)(bd->scr + scr_keys_off(n))
+		                 : malloc(2 * n * sizeof(*bd->k))) == NULL)
 			return -ENOMEM;
 		break;
 	case PH_MERGE:
@@ -2270,13 +2361,25 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 		for (; i < end; i++)
 			bd->order[i] = sort_key_entry(&bd->k[i], nt);
 		if (i == n) {
-			free(bd->k);
+			scr_put(bd, bd->k);
 			bd->k = NULL;
 		}
 		break;
 	case PH_ALLOC:
+		if (bd->scr != NULL) { /* the keys are done: stamps there */
+			bd->b.stamp_room = bd->scr + scr_keys_off(n);
+			bd->b.stamp_max = scr_need(n) - scr_keys_off(n);
+		}
 		if ((rc = build_alloc(&bd->b)) == 0)
 			phase_next(bd, PH_APPLY);
+		if (rc == 0 && bd->scr != NULL) { /* the rest goes back */
+			size_t used = (uint8_t *)bd->b.stamp == bd->b.stamp_room
+			                  ? stamp_bytes(t->rcap)
+			                  : 0;
+
+			scr_release(bd->b.stamp_room + used,
+			    bd->b.stamp_max - used);
+		}
 		*budget -= 1;
 		return rc;
 	case PH_APPLY:
@@ -2311,12 +2414,14 @@ phase_step(struct nds_table_builder *bd, size_t *budget)
 			t->names = rec_names(t, i, NULL, t->names);
 		break;
 	case PH_FINISH:
-		free(bd->cls);
+		scr_put(bd, bd->cls);
 		bd->cls = NULL;
-		free(bd->order);
+		scr_put(bd, bd->order);
 		bd->order = NULL;
-		free(bd->b.stamp);
+		scr_put(bd, bd->b.stamp);
 		bd->b.stamp = NULL;
+		free(bd->scr);
+		bd->scr = NULL;
 		table_shrink(t);
 		nt_keep(t->src);
 		t->arena = t->src->area; /* a heap area may move (AREA_HEAP) */

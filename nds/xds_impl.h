@@ -58,8 +58,9 @@ struct nds_grpc_rx {
 void nds_grpc_rx_init(struct nds_grpc_rx *rx, size_t max);
 void nds_grpc_rx_fini(struct nds_grpc_rx *rx);
 /* Inside an NDS_GRPC_MESSAGE callback: the message's buffer, which the
- * caller now owns (free()); the reader starts a new one. */
-uint8_t *nds_grpc_rx_take(struct nds_grpc_rx *rx);
+ * caller now owns (free()), and its size in *cap (if cap is not NULL);
+ * the reader starts a new one. */
+uint8_t *nds_grpc_rx_take(struct nds_grpc_rx *rx, size_t *cap);
 
 /*
  * Feeds len bytes of the stream.  Messages grow their buffer as bytes

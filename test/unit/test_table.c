@@ -23,6 +23,7 @@
 #define malloc counted_malloc
 #define calloc counted_calloc
 #define realloc counted_realloc
+#define SCR_MIN 1 /* scratch for the small tables here too */
 #include "nds/table.c"
 #undef malloc
 #undef calloc
@@ -1188,9 +1189,20 @@ fixture_nametable(void)
  * memory" and hand out nothing (ASan checks that it leaks nothing).
  * Returns the table; *tries: the failed builds.
  */
+/* mem[0..len) full of garbage, as a used message buffer is. */
+static void *
+garbage(size_t len)
+{
+	void *mem = malloc(len > 0 ? len : 1);
+
+	assert_non_null(mem);
+	memset(mem, 0xa5, len);
+	return mem;
+}
+
 static struct nds_table *
 build_failing_each_allocation(struct nds_nametable *(*make)(void),
-    size_t budget, long *tries)
+    size_t budget, bool scratch, long *tries)
 {
 	const struct nds_build_opts o = ns1_opts;
 	struct nds_table_builder *bd;
@@ -1210,6 +1222,9 @@ build_failing_each_allocation(struct nds_nametable *(*make)(void),
 		} else {
 			rc = nds_table_builder_create(nt, &o, &bd, err,
 			    sizeof(err));
+			if (rc == 0 && scratch)
+				nds_table_builder_scratch(bd,
+				    garbage(scr_need(bd->n)), scr_need(bd->n));
 			while (rc == 0 &&
 			       (rc = nds_table_builder_step(bd, budget, &t, err,
 			            sizeof(err))) == 1)
@@ -1234,7 +1249,7 @@ test_build_survives_every_allocation_failure(void **state)
 	long k;
 
 	(void)state;
-	t = build_failing_each_allocation(fixture_nametable, 0, &k);
+	t = build_failing_each_allocation(fixture_nametable, 0, false, &k);
 	/* The build allocates each structure once, from a counting pass:
 	 * about ten allocations, every one of them failed above. */
 	assert_true(k > 5);
@@ -1367,33 +1382,41 @@ test_sort_matches_strcmp(void **state)
 	nds_nametable_destroy(nt);
 }
 
-/* Appends one record to the string buffer arg. */
+/* A growing string: listings of a few thousand records stay linear
+ * (ASan's realloc() always copies). */
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+/* Appends one record to the struct text arg. */
 static int
 record_line(const struct nds_record *r, void *arg)
 {
-	char **buf = arg, *p;
-	size_t have = *buf != NULL ? strlen(*buf) : 0;
+	struct text *t = arg;
 	int n;
 
 	n = snprintf(NULL, 0, "%s %s %u %s %s\n", r->name, r->type, r->ttl,
 	    r->data, r->origin);
-	assert_non_null(p = realloc(*buf, have + (size_t)n + 1));
-	snprintf(p + have, (size_t)n + 1, "%s %s %u %s %s\n", r->name, r->type,
-	    r->ttl, r->data, r->origin);
-	*buf = p;
+	if (t->len + (size_t)n + 1 > t->cap) {
+		t->cap = (t->len + (size_t)n + 1) * 2;
+		assert_non_null(t->p = realloc(t->p, t->cap));
+	}
+	snprintf(t->p + t->len, (size_t)n + 1, "%s %s %u %s %s\n", r->name,
+	    r->type, r->ttl, r->data, r->origin);
+	t->len += (size_t)n;
 	return 0;
 }
 
-/* Every record of t, one per line (malloc'd). */
 static char *
 listing(const struct nds_table *t)
 {
-	char *buf = NULL;
+	struct text buf = {NULL, 0, 0};
 
 	assert_int_equal(nds_table_foreach_record(t, NULL, record_line, &buf),
 	    0);
-	assert_non_null(buf);
-	return buf;
+	assert_non_null(buf.p);
+	return buf.p;
 }
 
 /*
@@ -1514,6 +1537,120 @@ mixed_scrambled(void)
 
 /* A build that fails at any step frees all it holds (ASan's leak check)
  * and says why; the builder is freed half done as well. */
+/*
+ * 3,000 entries, so that the scratch spans many pages and the pages
+ * given back fall between the arrays: canonical Kubernetes entries (some
+ * with an alt host), others whose shortname is not their key's (stored
+ * short forms, search CNAMEs, stamps), External ones with both families.
+ */
+static struct nds_nametable *
+big_nametable(bool sorted)
+{
+	struct nds_nametable *nt = nametable();
+	char key[96], sn[32], ns[16], ip[32], alt[96];
+	size_t i, j, n = 3000;
+
+	for (j = 0; j < n; j++) {
+		i = sorted ? j : (j * 97) % n; /* 97 is prime to n */
+		snprintf(ns, sizeof(ns), "ns%zu", i % 3 + 1);
+		snprintf(ip, sizeof(ip), "10.%zu.%zu.1", i / 250, i % 250);
+		if (i % 5 == 4) {
+			snprintf(key, sizeof(key), "e%04zu.example.com", i);
+			add(nt, key, "External", NULL, NULL,
+			    LIST(ip, "2001:db8::5"), NOALT);
+			continue;
+		}
+		snprintf(key, sizeof(key), "s%04zu.%s.svc.cluster.local", i,
+		    ns);
+		snprintf(sn, sizeof(sn), i % 11 == 0 ? "x%04zu" : "s%04zu", i);
+		snprintf(alt, sizeof(alt), "s%04zu.%s.svc.clusterset.local", i,
+		    ns);
+		add(nt, key, "Kubernetes", sn, ns, LIST(ip),
+		    i % 7 == 0 ? LIST(alt) : NOALT);
+	}
+	return nt;
+}
+
+/*
+ * A scratch buffer (nds_table_builder_scratch()) changes nothing but
+ * where the working arrays live: too small, exactly big enough or
+ * bigger, handed over in time or too late, stepped or whole, a table
+ * small or spanning many pages.  The builder frees it in every case
+ * (ASan/LSan would see a leak).
+ */
+static void
+test_builder_scratch_gives_the_same_table(void **state)
+{
+	static const size_t budgets[] = {1, 17, SIZE_MAX};
+	struct nds_nametable *(*const make[])(bool) = {
+	    mixed_nametable, big_nametable};
+	const struct nds_build_opts o = ns1_opts;
+	struct nds_table_builder *bd;
+	struct nds_table *whole, *t;
+	char err[128], *want, *got;
+	size_t b, v, m, n, sizes[5];
+	int sorted, rc;
+
+	(void)state;
+	for (m = 0; m < 2; m++)
+		for (sorted = 0; sorted < 2; sorted++) {
+			whole = build(make[m](sorted), o.namespace, o.domain,
+			    o.search0);
+			want = listing(whole);
+			n = nds_table_entries(whole);
+			sizes[0] = 0;
+			sizes[1] = scr_need(n) - 1;
+			sizes[2] = scr_need(n);
+			sizes[3] = scr_need(n) + 3 * 4096 + 5;
+			sizes[4] = scr_need(n); /* after a step */
+			for (b = 0; b < sizeof(budgets) / sizeof(*budgets); b++)
+				for (v = 0; v < 5; v++) {
+					if (m == 1 && budgets[b] == 1)
+						continue; /* 10^4 steps */
+					assert_int_equal(
+					    nds_table_builder_create(
+					        make[m](sorted), &o, &bd, err,
+					        sizeof(err)),
+					    0);
+					if (v == 4)
+						assert_int_equal(
+						    nds_table_builder_step(bd,
+						        1, &t, err,
+						        sizeof(err)),
+						    1);
+					nds_table_builder_scratch(bd,
+					    garbage(sizes[v]), sizes[v]);
+					/* Used if big enough and in time. */
+					assert_true((bd->scr != NULL) ==
+					            (v == 2 || v == 3));
+					while ((rc = nds_table_builder_step(bd,
+					            budgets[b], &t, err,
+					            sizeof(err))) == 1)
+						;
+					assert_int_equal(rc, 0);
+					assert_null(bd->scr); /* freed */
+					nds_table_builder_free(bd);
+					got = listing(t);
+					assert_string_equal(got, want);
+					free(got);
+					nds_table_unref(t);
+				}
+			free(want);
+			nds_table_unref(whole);
+		}
+	/* Abandoned with its scratch, and no builder at all: no leak. */
+	assert_int_equal(nds_table_builder_create(mixed_nametable(false), &o,
+	                     &bd, err, sizeof(err)),
+	    0);
+	nds_table_builder_scratch(bd, garbage(scr_need(bd->n)),
+	    scr_need(bd->n));
+	assert_non_null(bd->scr);
+	assert_int_equal(nds_table_builder_step(bd, 100, &t, err, sizeof(err)),
+	    1);
+	nds_table_builder_free(bd);
+	nds_table_builder_scratch(NULL, garbage(16), 16);
+}
+
 static void
 test_builder_fails_cleanly_at_every_step(void **state)
 {
@@ -1525,8 +1662,13 @@ test_builder_fails_cleanly_at_every_step(void **state)
 	int half;
 
 	(void)state;
-	t = build_failing_each_allocation(mixed_scrambled, 7, &k);
+	t = build_failing_each_allocation(mixed_scrambled, 7, false, &k);
 	assert_true(k > 5);
+	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
+	nds_table_unref(t);
+	/* With a scratch buffer, fewer allocations, the same care. */
+	t = build_failing_each_allocation(mixed_scrambled, 7, true, &k);
+	assert_true(k > 3);
 	expect(t, "productpage.", "a=9.9.9.9 aaaa= origin=" PP);
 	nds_table_unref(t);
 	/* Abandoned half way: nothing leaks. */
@@ -1576,6 +1718,7 @@ main(void)
 	    cmocka_unit_test(test_fixture_counts_entries_and_names),
 	    cmocka_unit_test(test_builder_steps_give_the_same_table),
 	    cmocka_unit_test(test_builder_fails_cleanly_at_every_step),
+	    cmocka_unit_test(test_builder_scratch_gives_the_same_table),
 	    cmocka_unit_test(test_search_cname_of_short_form_targets_fqdn),
 	    cmocka_unit_test(test_alt_host_search_cname_targets_itself),
 	    cmocka_unit_test(test_worked_example_proxy_in_default),
