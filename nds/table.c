@@ -1272,6 +1272,7 @@ entry_canonical(const struct build *b)
 	return kl + 1 <= NAME_LEN_MAX && kl == off + b->pdlen &&
 	       lower_eq(b->v.key + off, b->pd, b->pdlen);
 }
+
 /*
  * Whether the FQDN name of the entry is the start of its block: the key
  * was lower case, so "key." is there already (see nt_entry_new()).
