@@ -853,16 +853,27 @@ class Snapshot(XdsCase):
                          "the first fsync() has not ended yet")
         # the writer holds none of the proxy's sockets: a proxy restarted
         # during a slow write must be able to bind its port
-        kids = harness.wait_until(
-            lambda: (lambda k: k if len(k) == 1 else None)(
-                children(p.proc.pid)), 5 * SLOW,
-            what="one snapshot writer (v1's killed)")
-        fds = os.listdir("/proc/%d/fd" % kids[0])
-        socks = [f for f in fds
-                 if os.readlink("/proc/%d/fd/%s" % (kids[0], f))
-                 .startswith("socket:")]
-        self.assertEqual(socks, [], "the writer's descriptors: %r" % {
-            f: os.readlink("/proc/%d/fd/%s" % (kids[0], f)) for f in fds})
+        # (right after fork() it still has them: wait for it to drop them
+        # while it sleeps in its first fsync())
+        seen = {}
+
+        def writer_without_sockets():
+            kids = children(p.proc.pid)
+            if len(kids) != 1:   # v1's writer not gone yet
+                return None
+            try:
+                fds = {f: os.readlink("/proc/%d/fd/%s" % (kids[0], f))
+                       for f in os.listdir("/proc/%d/fd" % kids[0])}
+            except OSError:
+                return None
+            seen.clear()
+            seen.update(fds)
+            return not any(v.startswith("socket:") for v in fds.values())
+        try:
+            harness.wait_until(writer_without_sockets, sync_s / 2,
+                               what="one snapshot writer, with no socket")
+        except AssertionError:
+            self.fail("the writer's descriptors: %r" % seen)
         self.wait_snapshot(t2, timeout=4 * sync_s + ACK_TIMEOUT)
         self.assertGreaterEqual(time.monotonic() - t1, sync_s * 0.9,
                                 "the shim slowed the write down")
