@@ -30,6 +30,7 @@ CACHE=1
 CACHE_ONLY=0
 CACHE_NAMES=1000
 CACHE_RATE=10000
+FLOOR=1
 DNSPROXY_BIN=${DNSPROXY_BIN:-$ROOT/build/dnsproxy}
 # Extra arguments for dnsproxy, split on spaces (e.g. "--log-level warn").
 DNSPROXY_ARGS=${DNSPROXY_ARGS:-}
@@ -72,6 +73,10 @@ usage: $0 [options]
                         (default $CACHE_NAMES)
   --cache-rate QPS      steady rate of the cache latency phase
                         (default $CACHE_RATE)
+  --no-floor            leave out the latency floor: a bare C responder
+                        (floor.c) that joins the table runs' latency phase
+                        to show what the harness alone costs (default: on
+                        when cc is found)
 Environment: DNSPROXY_BIN, DNSPROXY_ARGS (extra dnsproxy arguments).
 EOF
 }
@@ -116,6 +121,8 @@ while [ $# -gt 0 ]; do
 	--cache-rate) CACHE_RATE=${2:?}; shift 2 ;;
 	--forward-rate) FWD_RATE=${2:?}; shift 2 ;;
 	--forward-queries) FWD_QUERIES=${2:?}; shift 2 ;;
+	--floor) FLOOR=1; shift ;;
+	--no-floor) FLOOR=0; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option $1" ;;
 	esac
@@ -199,6 +206,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# The latency floor (floor.c): built here, run only in the table runs'
+# latency phase. Without a C compiler the run goes on without it.
+FLOOR_BIN=""
+if [ "$FLOOR" = 1 ]; then
+	if command -v cc >/dev/null && cc -O2 -o "$TMP/floor" "$HERE/floor.c" 2>"$TMP/floor.cc.log"; then
+		FLOOR_BIN=$TMP/floor
+	else
+		echo "bench: cannot build floor.c ($(head -1 "$TMP/floor.cc.log" 2>/dev/null || echo 'no cc')); no latency floor this run" >&2
+	fi
+fi
 
 # ---- helpers -----------------------------------------------------------------
 # A loopback port free for both UDP and TCP (never 53).
@@ -424,19 +442,28 @@ EOF
 # output) and SERVER.lI.proc (that run's CPU ticks and run-queue wait),
 # I = 0 .. LAT_RUNS-1.
 latency_phase() {
-	local n=$1 rate=$2 dir=$TMP/$1 server i res pid port c0 c1 w0 w1
-	local -a order
+	local n=$1 rate=$2 dir=$TMP/$1 server i j res pid port c0 c1 w0 w1
+	local -a order all=("${SERVER_LIST[@]}")
 	local -A pids=() ports=()
 	for server in "${SERVER_LIST[@]}"; do
 		start_server "$server" "$dir" lat
 		pids[$server]=$SRV_PID
 		ports[$server]=$SRV_PORT
 	done
+	if [ -n "$FLOOR_BIN" ] && [ -z "$FWD_UP_PORT" ]; then
+		floor_start "$dir"
+		pids[floor]=$SRV_PID
+		ports[floor]=$SRV_PORT
+		all+=(floor)
+	fi
 	sleep 0.5
+	# Every other alternation runs in reverse order: the two servers stay
+	# next to each other, and the floor, last in one, is first in the next.
 	for ((i = 0; i < LAT_RUNS; i++)); do
-		order=("${SERVER_LIST[@]}")
-		if [ $((i % 2)) = 1 ] && [ ${#order[@]} = 2 ]; then
-			order=("${order[1]}" "${order[0]}")
+		order=("${all[@]}")
+		if [ $((i % 2)) = 1 ]; then
+			order=()
+			for ((j = ${#all[@]} - 1; j >= 0; j--)); do order+=("${all[j]}"); done
 		fi
 		for server in "${order[@]}"; do
 			pid=${pids[$server]} port=${ports[$server]}
@@ -452,9 +479,24 @@ latency_phase() {
 			printf 'lat_cpu_ticks=%d\nlat_rq_wait_ns=%d\n' $((c1 - c0)) $((w1 - w0)) >"$res.proc"
 		done
 	done
-	for server in "${SERVER_LIST[@]}"; do
+	for server in "${all[@]}"; do
 		stop_server "$server" "${pids[$server]}"
 	done
+}
+
+# floor_start DIR: the latency floor on a free port, pinned to CPU 0 like
+# the servers, warmed up like them. It answers anything, so readiness is any
+# reply; its answers are not checked. Sets SRV_PID and SRV_PORT.
+floor_start() {
+	local dir=$1 name
+	SRV_PORT=$(free_port)
+	taskset -c 0 "$FLOOR_BIN" "$SRV_PORT" >"$dir/floor.lat.log" 2>&1 &
+	SRV_PID=$!
+	echo "$SRV_PID" >"$TMP/floor.pid"
+	read -r name _ <"$dir/probe.txt"
+	"$PY" "$HERE/probe.py" wait --port "$SRV_PORT" --name "$name" --timeout 10 --pid "$SRV_PID" ||
+		die_log "$dir/floor.lat.log" "the latency floor did not answer on 127.0.0.1:$SRV_PORT"
+	run_dnsperf "$dir/floor.lat.warm" -p "$SRV_PORT" -d "$(qfile "$dir" warm)" -l 1 -c "$CLIENTS" -q "$OUTSTANDING"
 }
 
 # measure LABEL SIZE RATE: the throughput rounds (each server alone,
@@ -590,4 +632,5 @@ report_args=(--tmp "$TMP" --sizes "$sizes_arg" --servers "$SERVERS"
 [ "$FORWARD" = 1 ] && report_args+=(--forward --forward-rate "$FWD_RATE")
 [ "$CACHE" = 1 ] && report_args+=(--cache --cache-rate "$CACHE_RATE" --cache-names "$CACHE_NAMES")
 [[ ",$SERVERS," == *",dnsproxy,"* ]] && report_args+=(--dnsproxy-bin "$DNSPROXY_BIN")
+[ -n "$FLOOR_BIN" ] && report_args+=(--floor)
 "$PY" "$HERE/report.py" "${report_args[@]}"

@@ -116,9 +116,10 @@ def poll_answer(sock, name, want, deadline, interval=0.001, alive=None):
     """Send a query every `interval` s until a correct answer or deadline.
 
     Returns the monotonic time of the first correct answer, or None (also
-    as soon as alive() says the server has gone)."""
+    as soon as alive() says the server has gone). With no `want`, any
+    reply to one of the queries sent counts."""
     sent = set()
-    want = set(want)
+    want = set(want) if want else None
     n = 0
     while True:
         now = time.monotonic()
@@ -153,7 +154,7 @@ def poll_answer(sock, name, want, deadline, interval=0.001, alive=None):
                 rid, rcode, ips = parse_a(msg)
             except (ValueError, struct.error):
                 continue
-            if rid in sent and rcode == 0 and set(ips) == want:
+            if rid in sent and (want is None or (rcode == 0 and set(ips) == want)):
                 return t
 
 
@@ -269,7 +270,8 @@ def main():
     w = sub.add_parser("wait")
     w.add_argument("--port", type=int, required=True)
     w.add_argument("--name", required=True)
-    w.add_argument("--ip", action="append", required=True)
+    w.add_argument("--ip", action="append",
+                   help="an expected A record (repeat for each); none: any reply")
     w.add_argument("--timeout", type=float, default=30)
     w.add_argument("--pid", type=int, help="give up early if this process exits")
     s = sub.add_parser("startup")

@@ -191,13 +191,13 @@ def median_of(rounds, key):
     return statistics.median(vals) if vals else None
 
 
-def paired(entry, key):
-    """Run k of dnsproxy against run k of dnsmasq (adjacent in time, the
+def paired(runs_a, runs_b, key):
+    """Run k of one server against run k of another (adjacent in time, the
     order flipped every alternation), so that a drift of the host's noise
-    hits both alike: (median of the per-pair ratios, pairs where dnsproxy
-    is lower, pairs, two-sided sign-test p), or None."""
-    a = [r.get(key) for r in entry["servers"]["dnsproxy"]["latency_runs"]]
-    b = [r.get(key) for r in entry["servers"]["dnsmasq"]["latency_runs"]]
+    hits both alike: (median of the per-pair ratios a/b, pairs where a is
+    lower, pairs, two-sided sign-test p), or None."""
+    a = [r.get(key) for r in runs_a]
+    b = [r.get(key) for r in runs_b]
     pairs = [(x, y) for x, y in zip(a, b) if x and y]
     if not pairs:
         return None
@@ -331,6 +331,25 @@ def print_table(entry, cols, both, title, metrics, rate, forward=False,
             notes.append("%s start-up samples with the protobuf table (table.pb), "
                          "wall/CPU ms: %s" % (c, ", ".join(
                              "%.1f/%.1f" % xy for xy in zip(st["wall_ms"], st["cpu_ms"]))))
+    fl = entry.get("floor")
+    if fl:
+        fm = fl["metrics"]
+        notes.append("latency floor (floor.c: one blocking recvfrom() and sendto() per "
+                     "query, sent back with QR set, no lookup), in the same alternation: "
+                     "medians p50/p99/p99.9 %s us; per run: %s" % (
+                         "/".join(fmt("{:.0f}", fm.get(k)) for k in
+                                  ("lat_p50_us", "lat_p99_us", "lat_p999_us")),
+                         ", ".join("/".join(fmt("{:.0f}", rd.get(k)) for k in
+                                            ("lat_p50_us", "lat_p99_us", "lat_p999_us"))
+                                   for rd in fl["latency_runs"])))
+        above = []
+        for c in cols:
+            m = entry["servers"][c]["metrics"]
+            if m.get("lat_p50_us") is not None and fm.get("lat_p50_us") is not None:
+                above.append("%s %+.0f/%+.0f us" % (
+                    c, m["lat_p50_us"] - fm["lat_p50_us"],
+                    (m.get("lat_p99_us") or 0) - (fm.get("lat_p99_us") or 0)))
+        notes.append("p50/p99 above the floor (medians of runs): " + ", ".join(above))
     if any(entry["servers"][c].get("startup_pb_samples") for c in cols) and \
             "dnsmasq" in cols:
         notes.append("the protobuf start-up rows: dnsproxy reading table.pb (the same "
@@ -380,12 +399,23 @@ def targets(result, sizes, args):
         out.append(("p99 latency at %s qps, %s services" % ("{:,}".format(args.rate),
                                                           "{:,}".format(n)),
                     fmt("{:.2f}x dnsmasq", r), "<= 1.0x", None if r is None else r <= 1.0, r))
-        pr = paired(e, "lat_p99_us") if "dnsmasq" in e["servers"] else None
+        masq = e["servers"]["dnsmasq"]["latency_runs"]
+        pr = paired(e["servers"]["dnsproxy"]["latency_runs"], masq, "lat_p99_us")
         if pr is not None:
             out.append(("  the same, run by run (adjacent runs paired)",
                         "%.2fx, lower in %d/%d" % pr[:3], "-", None, pr[0]))
             out.append(("  sign test: chance of a split this uneven if equal",
                         "p = %.2f" % pr[3], "-", None, pr[3]))
+        fl = e.get("floor")
+        pf = paired(fl["latency_runs"], masq, "lat_p99_us") if fl else None
+        if pf is not None:
+            # The same statistic for a server that does nothing: if it
+            # cannot beat dnsmasq clearly either, the run cannot resolve
+            # a server's p99 at all.
+            out.append(("  floor (bare responder) vs dnsmasq, paired",
+                        "%.2fx, lower in %d/%d" % pf[:3], "-", None, pf[0]))
+            out.append(("  sign test, floor vs dnsmasq", "p = %.2f" % pf[3], "-", None,
+                        pf[3]))
     for n, goal in sorted(RSS_TARGETS.items()):
         if n not in sizes:
             continue
@@ -446,6 +476,8 @@ def main():
                     help="also report the cache run (TMP/cache)")
     ap.add_argument("--cache-rate", type=int)
     ap.add_argument("--cache-names", type=int)
+    ap.add_argument("--floor", action="store_true",
+                    help="the table runs' latency phase had the floor (floor.c)")
     args = ap.parse_args()
 
     servers = args.servers.split(",")
@@ -509,6 +541,11 @@ def main():
                                    "latency_runs": se["latency_runs"]}
             if pb is not None:
                 entry["servers"][s]["startup_pb_samples"] = pb
+        if args.floor:
+            runs = [one_lat_run(d, "floor", i, args.clk_tck)
+                    for i in range(args.latency_runs)]
+            entry["floor"] = {"metrics": {k: median_of(runs, k) for k in LAT_KEYS},
+                              "latency_runs": runs}
         if both:
             a = entry["servers"]["dnsproxy"]["metrics"]
             b = entry["servers"]["dnsmasq"]["metrics"]
