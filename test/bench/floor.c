@@ -5,8 +5,9 @@
  * recvfrom() and one sendto() per datagram, the query sent back with the
  * QR bit set, no lookup, no event loop.  bench.sh runs it beside the real
  * servers in the latency phase: what it measures is the harness itself
- * (dnsperf, loopback, waking a CPU on this host), which no server can go
- * below.  A server's latency above the floor's is what the server adds.
+ * (dnsperf, loopback, waking a CPU on this host), which no server that
+ * sleeps between queries can go below.  A server's latency above the
+ * floor's is what the server adds.
  *
  *	floor PORT	(binds 127.0.0.1:PORT; stop it with a signal)
  */

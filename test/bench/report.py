@@ -209,6 +209,26 @@ def paired(runs_a, runs_b, key):
     return statistics.median(ratios), lower, len(pairs), min(1.0, 2 * tail)
 
 
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom.
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def paired_diff(runs_a, runs_b, key):
+    """Mean of the per-pair differences a - b and its 95% t-interval:
+    (mean, low, high), or None with fewer than 2 pairs. How large a
+    difference the run could have missed."""
+    d = [x - y for x, y in zip((r.get(key) for r in runs_a), (r.get(key) for r in runs_b))
+         if x is not None and y is not None]
+    if len(d) < 2:
+        return None
+    m = statistics.mean(d)
+    t = T975[len(d) - 2] if len(d) - 1 <= len(T975) else 1.96
+    h = t * statistics.stdev(d) / len(d) ** 0.5
+    return m, m - h, m + h
+
+
 def binom(n, k):
     r = 1
     for i in range(k):
@@ -406,6 +426,10 @@ def targets(result, sizes, args):
                         "%.2fx, lower in %d/%d" % pr[:3], "-", None, pr[0]))
             out.append(("  sign test: chance of a split this uneven if equal",
                         "p = %.2f" % pr[3], "-", None, pr[3]))
+        pd = paired_diff(e["servers"]["dnsproxy"]["latency_runs"], masq, "lat_p99_us")
+        if pd is not None:
+            out.append(("  mean difference per pair, 95% interval",
+                        "%+.0f us [%+.0f, %+.0f]" % pd, "-", None, pd[0]))
         fl = e.get("floor")
         pf = paired(fl["latency_runs"], masq, "lat_p99_us") if fl else None
         if pf is not None:
@@ -416,6 +440,10 @@ def targets(result, sizes, args):
                         "%.2fx, lower in %d/%d" % pf[:3], "-", None, pf[0]))
             out.append(("  sign test, floor vs dnsmasq", "p = %.2f" % pf[3], "-", None,
                         pf[3]))
+            pd = paired_diff(fl["latency_runs"], masq, "lat_p99_us")
+            if pd is not None:
+                out.append(("  floor - dnsmasq per pair, 95% interval",
+                            "%+.0f us [%+.0f, %+.0f]" % pd, "-", None, pd[0]))
     for n, goal in sorted(RSS_TARGETS.items()):
         if n not in sizes:
             continue
