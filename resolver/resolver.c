@@ -14,11 +14,13 @@
 #include "resolver/answer.h"
 #include "resolver/cache.h"
 #include "resolver/fwd.h"
+#include "resolver/random.h"
 #include "resolver/wire.h"
 
 struct rsv {
 	struct event_base *base;  /* borrowed; drives forwarding */
 	struct rsv_rng rng;       /* D6 random source */
+	struct rsv_random random; /* its default: getrandom() bytes */
 	struct rsv_stats stats;   /* counters for the admin surface */
 	struct fwd *fwd;          /* the upstreams (SPEC §4) */
 	struct rsv_cache *cache;  /* forwarded answers, or NULL */
@@ -34,8 +36,7 @@ const double rsv_local_bucket_bounds[RSV_LOCAL_BUCKETS] = {
 static uint32_t
 rsv_default_rand(uint32_t bound, void *arg)
 {
-	(void)arg;
-	return arc4random_uniform(bound); /* unbiased (glibc >= 2.36) */
+	return rsv_random_uniform(arg, bound);
 }
 
 int
@@ -54,7 +55,9 @@ rsv_create(struct event_base *base, const struct rsv_config *cfg,
 	r->base = base;
 	r->log = cfg->log_reply;
 	r->fwd_before_sync = cfg->forward_before_sync;
+	rsv_random_init(&r->random);
 	r->rng.fn = rsv_default_rand;
+	r->rng.arg = &r->random;
 	if (cfg->rand != NULL) {
 		r->rng.fn = cfg->rand;
 		r->rng.arg = cfg->rand_arg;

@@ -71,7 +71,7 @@ typedef void (*rsv_log_fn)(const struct rsv_reply_info *info,
 #define RSV_STALE_TIMEOUT_MS_DEFAULT 1800          /* RFC 8767 §5 */
 
 struct rsv_config {
-	rsv_rand_fn rand;                     /* NULL = arc4random_uniform() */
+	rsv_rand_fn rand;                     /* NULL = resolver/random.h */
 	void *rand_arg;                       /* passed to rand */
 	const struct rsv_upstream *upstreams; /* copied by rsv_create() */
 	size_t nupstreams;       /* 0: everything forwarded gets SERVFAIL */

@@ -14,6 +14,7 @@
 
 #include "nds/nds.h"
 #include "resolver/answer.h"
+#include "resolver/random.h"
 #include "resolver/wire.h"
 
 /* ---- random sources (D6) ---- */
@@ -76,6 +77,87 @@ test_shuffle_matches_spec_vectors(void **state)
 	shuffle_vector(&rl, last);
 	shuffle_vector(&rs, s100);
 	assert_int_equal(sc.i, 3); /* n-1 draws */
+}
+
+/* ---- the default random source (resolver/random.h) ---- */
+
+/* Fills the pool with a scripted sequence of words, then counts up. */
+struct words {
+	const uint32_t *v;
+	size_t n, i;
+	unsigned fills;
+};
+
+static void
+fill_script(void *buf, size_t len, void *arg)
+{
+	struct words *w = arg;
+	uint32_t *out = buf;
+	size_t k, n = len / sizeof(uint32_t);
+
+	w->fills++;
+	/* the pool hands out its last word first: fill from the end */
+	for (k = n; k > 0; k--, w->i++)
+		out[k - 1] = w->i < w->n ? w->v[w->i] : (uint32_t)w->i;
+}
+
+static void
+test_random_rejects_the_words_that_would_bias(void **state)
+{
+	/* bound 3: 2^32 mod 3 = 1, so the word 0 is drawn again */
+	static const uint32_t v[] = {
+	    0, 0, 5, 1, 0xffffffffu, 0x12345678u, 0x7ffffffeu, 0x7fffffffu, 7};
+	struct words w = {v, 9, 0, 0};
+	struct rsv_random r;
+
+	(void)state;
+	rsv_random_init(&r);
+	r.fill = fill_script;
+	r.fill_arg = &w;
+	assert_int_equal(rsv_random_uniform(&r, 3), 2); /* 0, 0, 5 */
+	assert_int_equal(rsv_random_uniform(&r, 3), 1); /* 1 */
+	assert_int_equal(rsv_random_uniform(&r, 3), 0); /* 2^32-1 */
+	/* bound 2^31 + 1: 2^32 mod it is 2^31 - 1, and words below go */
+	assert_int_equal(rsv_random_uniform(&r, 0x80000001u), 0x7fffffffu);
+	assert_int_equal(rsv_random_uniform(&r, 1), 0); /* draws nothing */
+	assert_int_equal(rsv_random_uniform(&r, 0), 0);
+	assert_int_equal(rsv_random_uniform(&r, 65536), 7); /* no rejection */
+	assert_int_equal(w.fills, 1);
+	/* used words are wiped; the pool refills only once it is empty */
+	assert_int_equal(r.words[RSV_RANDOM_WORDS - 3], 0); /* was 5 */
+	assert_int_equal(r.words[RSV_RANDOM_WORDS - 8], 0); /* was 2^31-1 */
+	while (r.left > 0)
+		(void)rsv_random_uniform(&r, 65536);
+	assert_int_equal(w.fills, 1);
+	(void)rsv_random_uniform(&r, 65536);
+	assert_int_equal(w.fills, 2);
+	assert_int_equal(r.refills, 2);
+}
+
+static void
+test_random_from_the_kernel_is_uniform_and_batched(void **state)
+{
+	enum { N = 60000 };
+	unsigned count[3] = {0, 0, 0}, big = 0, i;
+	struct rsv_random r;
+
+	(void)state;
+	rsv_random_init(&r);
+	for (i = 0; i < N; i++) {
+		uint32_t v = rsv_random_uniform(&r, 3);
+
+		assert_true(v < 3);
+		count[v]++;
+		if (rsv_random_uniform(&r, 0x80000001u) >= 0x40000000u)
+			big++;
+	}
+	/* 20000 each; 5 standard deviations is ~580 */
+	for (i = 0; i < 3; i++)
+		assert_in_range(count[i], 19400, 20600);
+	/* half of [0, 2^31] lies at or above 2^30; 5 sd is ~610 */
+	assert_in_range(big, 30000 - 700, 30000 + 700);
+	/* one getrandom() per 64 words; bound 2^31 + 1 rejects about half */
+	assert_in_range(r.refills, 2 * N / 64, 4 * N / 64);
 }
 
 /* ---- fixture ---- */
@@ -599,6 +681,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_shuffle_matches_spec_vectors),
+	    cmocka_unit_test(test_random_rejects_the_words_that_would_bias),
+	    cmocka_unit_test(
+	        test_random_from_the_kernel_is_uniform_and_batched),
 	    cmocka_unit_test(test_a_answer_is_authoritative_with_flags_copied),
 	    cmocka_unit_test(
 	        test_question_echoed_in_client_case_owner_lowercase),
