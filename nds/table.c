@@ -1529,7 +1529,7 @@ stamp_alloc(struct build *b, size_t n)
 		memset(b->stamp_room, 0, stamp_bytes(n));
 		return (uint32_t *)(void *)b->stamp_room;
 	}
-	return calloc(n > 0 ? n : 1, sizeof(uint32_t));
+	return calloc(1, stamp_bytes(n));
 }
 
 /* Record, slot and arena space for what entry_count() counted. */
