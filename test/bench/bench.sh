@@ -309,6 +309,9 @@ server_cmd() {
 			--port="$port" --listen-address=127.0.0.1 --bind-interfaces
 			--user=root --pid-file= --log-facility=-)
 		;;
+	floor)
+		CMD=("$FLOOR_BIN" "$port")
+		;;
 	esac
 }
 
@@ -379,7 +382,9 @@ run_dnsperf() { # OUTFILE ARGS...
 # start_server SERVER DIR TAG: start SERVER on a free port pinned to CPU 0,
 # wait for it, check its answers and warm it up (faults in pages, fills
 # socket buffers and, in the cache run, the cache; not measured). Sets
-# SRV_PID and SRV_PORT; the log is DIR/SERVER.TAG.log.
+# SRV_PID and SRV_PORT; the log is DIR/SERVER.TAG.log. The latency floor
+# answers anything: any reply means it is up, and its answers are not
+# checked.
 start_server() {
 	local server=$1 dir=$2 tag=$3 res
 	SRV_PORT=$(free_port)
@@ -389,9 +394,11 @@ start_server() {
 	SRV_PID=$!
 	echo "$SRV_PID" >"$TMP/$server.pid"
 	probe_args "$dir"
+	[ "$server" = floor ] && PROBE=("${PROBE[@]:0:2}") # --name only
 	"$PY" "$HERE/probe.py" wait --port "$SRV_PORT" "${PROBE[@]}" --timeout 60 --pid "$SRV_PID" ||
 		die_log "$res.log" "$server did not answer on 127.0.0.1:$SRV_PORT"
-	"$PY" "$HERE/probe.py" check --port "$SRV_PORT" --names "$dir/probe.txt" 2>"$res.check" || {
+	[ "$server" = floor ] ||
+		"$PY" "$HERE/probe.py" check --port "$SRV_PORT" --names "$dir/probe.txt" 2>"$res.check" || {
 		cat "$res.check" >&2
 		die "$server gave wrong answers; not measuring it"
 	}
@@ -451,7 +458,7 @@ latency_phase() {
 		ports[$server]=$SRV_PORT
 	done
 	if [ -n "$FLOOR_BIN" ] && [ -z "$FWD_UP_PORT" ]; then
-		floor_start "$dir"
+		start_server floor "$dir" lat
 		pids[floor]=$SRV_PID
 		ports[floor]=$SRV_PORT
 		all+=(floor)
@@ -482,21 +489,6 @@ latency_phase() {
 	for server in "${all[@]}"; do
 		stop_server "$server" "${pids[$server]}"
 	done
-}
-
-# floor_start DIR: the latency floor on a free port, pinned to CPU 0 like
-# the servers, warmed up like them. It answers anything, so readiness is any
-# reply; its answers are not checked. Sets SRV_PID and SRV_PORT.
-floor_start() {
-	local dir=$1 name
-	SRV_PORT=$(free_port)
-	taskset -c 0 "$FLOOR_BIN" "$SRV_PORT" >"$dir/floor.lat.log" 2>&1 &
-	SRV_PID=$!
-	echo "$SRV_PID" >"$TMP/floor.pid"
-	read -r name _ <"$dir/probe.txt"
-	"$PY" "$HERE/probe.py" wait --port "$SRV_PORT" --name "$name" --timeout 10 --pid "$SRV_PID" ||
-		die_log "$dir/floor.lat.log" "the latency floor did not answer on 127.0.0.1:$SRV_PORT"
-	run_dnsperf "$dir/floor.lat.warm" -p "$SRV_PORT" -d "$(qfile "$dir" warm)" -l 1 -c "$CLIENTS" -q "$OUTSTANDING"
 }
 
 # measure LABEL SIZE RATE: the throughput rounds (each server alone,

@@ -191,14 +191,18 @@ def median_of(rounds, key):
     return statistics.median(vals) if vals else None
 
 
+def run_pairs(runs_a, runs_b, key):
+    """(run k of a, run k of b) values of key, where both runs have one."""
+    return [(x, y) for x, y in zip((r.get(key) for r in runs_a),
+                                   (r.get(key) for r in runs_b)) if x and y]
+
+
 def paired(runs_a, runs_b, key):
     """Run k of one server against run k of another (adjacent in time, the
     order flipped every alternation), so that a drift of the host's noise
     hits both alike: (median of the per-pair ratios a/b, pairs where a is
     lower, pairs, two-sided sign-test p), or None."""
-    a = [r.get(key) for r in runs_a]
-    b = [r.get(key) for r in runs_b]
-    pairs = [(x, y) for x, y in zip(a, b) if x and y]
+    pairs = run_pairs(runs_a, runs_b, key)
     if not pairs:
         return None
     ratios = [x / y for x, y in pairs]
@@ -219,8 +223,7 @@ def paired_diff(runs_a, runs_b, key):
     """Mean of the per-pair differences a - b and its 95% t-interval:
     (mean, low, high), or None with fewer than 2 pairs. How large a
     difference the run could have missed."""
-    d = [x - y for x, y in zip((r.get(key) for r in runs_a), (r.get(key) for r in runs_b))
-         if x is not None and y is not None]
+    d = [x - y for x, y in run_pairs(runs_a, runs_b, key)]
     if len(d) < 2:
         return None
     m = statistics.mean(d)
